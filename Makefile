@@ -1,0 +1,51 @@
+# regressops — developer entry points. Needs only Python 3.11+, pip and make: uv is installed
+# with pip when it is missing, and every environment comes from uv.lock.
+
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_COMPILE_BYTECODE := 1
+export UV_LINK_MODE := copy
+PYTEST_ARGS ?=
+
+.PHONY: help uv sync quickstart test lint format typecheck pytest bench serve clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+uv:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv \
+	  || $(PYTHON) -m pip install --quiet --user uv \
+	  || $(PYTHON) -m pip install --quiet --user --break-system-packages uv
+
+$(BIN)/regressops: pyproject.toml uv.lock | uv
+	$(UV) sync --frozen
+	@touch $@
+
+sync: $(BIN)/regressops  ## create or update .venv from uv.lock (with the dev tools)
+
+quickstart: sync  ## set up, then train on the built-in data and print metrics
+	$(BIN)/regressops quickstart
+
+test: lint typecheck pytest  ## ruff, mypy and the whole pytest suite
+
+lint: sync  ## ruff check and ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: sync  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: sync  ## mypy on the package
+	$(BIN)/mypy
+
+pytest: sync  ## the pytest suite only
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: sync  ## run the benchmarks at their quick sizes (see bench/README.md for full runs)
+	$(BIN)/python bench/run_all.py --quick
+
+clean:  ## remove the environment and local artefacts
+	rm -rf $(VENV) .regressops .pytest_cache .mypy_cache .ruff_cache
