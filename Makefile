@@ -47,5 +47,8 @@ pytest: sync  ## the pytest suite only
 bench: sync  ## run the benchmarks at their quick sizes (see bench/README.md for full runs)
 	$(BIN)/python bench/run_all.py --quick
 
+serve: sync  ## serve the model that make quickstart trained (http://127.0.0.1:8000/docs)
+	$(BIN)/regressops serve --model "$${REGRESSOPS_HOME:-.regressops}/models/diabetes"
+
 clean:  ## remove the environment and local artefacts
 	rm -rf $(VENV) .regressops .pytest_cache .mypy_cache .ruff_cache

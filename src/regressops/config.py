@@ -33,11 +33,14 @@ class TrainSettings(BaseModel):
     test_size: float = Field(0.2, gt=0)
     random_state: int = 42
     solver: str = "exact"
+    track: bool = True  # log every training run to MLflow (``--no-track`` for one run)
+    cv: int = Field(5, ge=0)  # folds of the cross-validated metrics (0: none)
 
 
 class ServeSettings(BaseModel):
     """Defaults for the prediction service."""
 
+    model: str | None = None  # bundle directory or models:/NAME@ALIAS; --model overrides it
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1)
@@ -46,6 +49,73 @@ class ServeSettings(BaseModel):
     cors_origins: list[str] = Field(default_factory=list)
     prediction_log: str | None = None
     reload_poll_seconds: float = Field(0.0, ge=0)
+
+
+class GateThresholds(BaseModel):
+    """Absolute bounds a candidate's held-out metrics must meet (``None``: not checked)."""
+
+    min_r2: float | None = None
+    max_rmse: float | None = Field(None, gt=0)
+    max_mae: float | None = Field(None, gt=0)
+
+
+class GateSettings(GateThresholds):
+    """Quality gates a model passes before it may become ``@champion``.
+
+    Attributes
+    ----------
+    min_r2, max_rmse, max_mae : float or None
+        Absolute bounds on the held-out metrics (``min_r2`` defaults to 0.0: better than
+        predicting the mean).
+    min_improvement : float
+        Relative RMSE improvement over the current champion on the same held-out rows
+        (0.0: at least as good; 0.01: 1% better; -0.01 tolerates 1% worse).
+    max_latency_ms : float
+        Budget for the 99th percentile of single-record prediction time, in milliseconds.
+    min_directional_share : float
+        Share of edge records that must move the expected way in directional checks.
+    directional : dict
+        Per dataset, expected effects: ``{"insurance": {"age": "increasing", "smoker":
+        "no<yes"}}``; merged over the built-in expectations.
+    datasets : dict
+        Per-dataset overrides of the absolute bounds.
+    """
+
+    min_r2: float | None = 0.0
+    min_improvement: float = Field(0.0, gt=-1.0, lt=1.0)
+    max_latency_ms: float = Field(50.0, gt=0)
+    min_directional_share: float = Field(0.7, ge=0.0, le=1.0)
+    directional: dict[str, dict[str, str]] = Field(default_factory=dict)
+    datasets: dict[str, GateThresholds] = Field(default_factory=dict)
+
+
+class DataSettings(BaseModel):
+    """Defaults of the data platform (extract, validate, lake).
+
+    Attributes
+    ----------
+    source_url : SecretStr or None
+        SQLAlchemy URL ``extract`` reads from when neither ``--source-url`` nor the dataset's
+        declaration names one (``REGRESSOPS_DATA__SOURCE_URL``); ``None``: the SQLite file
+        ``<home>/demo.db`` that ``demo-db`` seeds. A secret: it may hold a password.
+    chunk_size : int
+        Rows per chunk read from the source and validated at a time (memory is bounded by it).
+    max_failure_rate : float
+        Meta-validation bound: share of rows that may fail checks before a run is refused.
+    retries : int
+        Extra attempts after a transient connection error.
+    retry_backoff : float
+        Seconds before the first retry; doubled at each further one.
+    connect_timeout : float
+        Seconds to wait for a connection (SQLite: for a lock).
+    """
+
+    source_url: SecretStr | None = None
+    chunk_size: int = Field(100_000, ge=1)
+    max_failure_rate: float = Field(0.2, ge=0.0, le=1.0)
+    retries: int = Field(3, ge=0)
+    retry_backoff: float = Field(0.5, ge=0.0)
+    connect_timeout: float = Field(10.0, gt=0.0)
 
 
 class Settings(BaseSettings):
@@ -73,6 +143,8 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = None
     train: TrainSettings = Field(default_factory=TrainSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    gates: GateSettings = Field(default_factory=GateSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
     datasets: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @classmethod

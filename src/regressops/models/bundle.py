@@ -46,6 +46,9 @@ LINEAGE_FILE = "lineage.json"
 # (e.g. a skops loader for tree models). Keyed by ``model.json["artifact_format"]``.
 ArtifactLoader = Callable[[Path, Mapping[str, Any]], Any]
 _ARTIFACT_LOADERS: dict[str, ArtifactLoader] = {}
+# Modules that register a loader when imported; imported on first need, so a tree bundle loads
+# without the caller importing them (and a linear bundle never imports them).
+_LOADER_MODULES = {"skops": "regressops.models.skops_io"}
 
 
 def register_artifact_loader(fmt: str, loader: ArtifactLoader) -> None:
@@ -233,6 +236,10 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
     estimator = None
     fmt = doc.get("artifact_format")
     if coef is None:
+        if fmt not in _ARTIFACT_LOADERS and fmt in _LOADER_MODULES:
+            import importlib
+
+            importlib.import_module(_LOADER_MODULES[str(fmt)])
         if fmt not in _ARTIFACT_LOADERS:
             raise BundleError(
                 f"bundle {root} of kind {kind!r} needs artefact loader {fmt!r}, which is not "

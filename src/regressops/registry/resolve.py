@@ -1,0 +1,206 @@
+"""Resolve ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` to a local bundle directory.
+
+The registry is asked which version the alias names (every time: aliases move), and that
+version's bundle is downloaded once into ``<home>/cache/models/NAME/VERSION/`` (versions are
+immutable, so the cache never goes stale), atomically: to a temporary sibling, then renamed. The
+cached ``model.json`` records the registry version as the bundle's ``version`` and the registry
+coordinates under ``registry``, so predictions name the version that made them. The result loads
+with :func:`regressops.models.bundle.load_bundle` — no MLflow needed after this point.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from regressops.config import Settings, get_settings
+from regressops.errors import ConfigError, RegistryError
+from regressops.registry.connection import connect, mlflow_errors, redact_uri, tracking_uri
+from regressops.registry.lifecycle import alias_version, get_version
+from regressops.registry.pyfunc import BUNDLE_SUBPATH
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from regressops.models.bundle import ModelBundle
+
+logger = logging.getLogger(__name__)
+
+MODEL_URI_PREFIX = "models:/"
+_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))$")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A parsed registry model URI."""
+
+    name: str
+    alias: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        tail = f"@{self.alias}" if self.alias else f"/{self.version}"
+        return f"{MODEL_URI_PREFIX}{self.name}{tail}"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a registry model was resolved to."""
+
+    ref: ModelRef
+    version: str
+    path: Path
+    run_id: str | None
+
+
+def is_model_uri(text: str) -> bool:
+    """True when ``text`` is a registry model URI (starts with ``models:/``)."""
+    return str(text).startswith(MODEL_URI_PREFIX)
+
+
+def parse_model_uri(text: str) -> ModelRef:
+    """Parse ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``.
+
+    Raises
+    ------
+    ConfigError
+        Any other form.
+    """
+    match = _URI.match(text.strip())
+    if match is None:
+        raise ConfigError(
+            f"invalid model URI {text!r}; expected models:/NAME@ALIAS (e.g. "
+            "models:/diabetes@champion) or models:/NAME/VERSION",
+            reason="invalid_model_uri",
+        )
+    return ModelRef(match["name"], match["alias"], match["version"])
+
+
+def resolve_model(
+    uri: str,
+    *,
+    settings: Settings | None = None,
+    tracking: str | None = None,
+    client: MlflowClient | None = None,
+) -> ResolvedModel:
+    """Resolve a registry model URI to a local bundle directory (downloading it if needed).
+
+    Parameters
+    ----------
+    uri : str
+        ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``.
+    settings : Settings, optional
+        For the cache folder and the default tracking URI.
+    tracking : str, optional
+        Tracking URI overriding the settings'.
+    client : MlflowClient, optional
+        A connected client.
+
+    Returns
+    -------
+    ResolvedModel
+
+    Raises
+    ------
+    ConfigError
+        Malformed URI.
+    RegistryError
+        Unknown model, alias or version; the store unreachable; a version without a bundle.
+    """
+    settings = settings or get_settings()
+    ref = parse_model_uri(uri)
+    store = tracking_uri(settings, tracking)
+    client = client or connect(store)
+    if ref.alias is not None:
+        mv = alias_version(client, ref.name, ref.alias)
+        if mv is None:
+            raise RegistryError(
+                f"registered model {ref.name!r} has no alias @{ref.alias}; see "
+                f"`regressops models list {ref.name}`",
+                reason="unknown_alias",
+            )
+    else:
+        mv = get_version(client, ref.name, str(ref.version))
+    version = str(mv.version)
+    target = settings.home / "cache" / "models" / _safe(ref.name) / version
+    if not (target / "model.json").is_file():
+        _download(client, ref.name, version, target, store)
+    logger.info("resolved %s to version %s at %s", ref, version, target)
+    return ResolvedModel(ref=ref, version=version, path=target, run_id=mv.run_id)
+
+
+def resolve_bundle_path(uri: str, *, settings: Settings | None = None) -> Path:
+    """Resolve a registry model URI and return its local bundle directory."""
+    return resolve_model(uri, settings=settings).path
+
+
+def load_registered_bundle(uri: str) -> ModelBundle:
+    """Resolve ``uri`` with the current settings and load its bundle (serving's loader)."""
+    from regressops.models.bundle import load_bundle
+
+    return load_bundle(resolve_model(uri).path)
+
+
+def alias_fingerprint(uri: str) -> str | None:
+    """The version ``uri`` names now (``"diabetes/7"``), or None when the registry is unreachable.
+
+    Cheap (one registry read), for reload polling: a new champion changes the fingerprint.
+    """
+    ref = parse_model_uri(uri)
+    if ref.version is not None:
+        return f"{ref.name}/{ref.version}"
+    try:
+        store = tracking_uri(get_settings())
+        mv = alias_version(connect(store), ref.name, str(ref.alias))
+    except RegistryError as exc:
+        logger.warning("cannot check %s for a new version: %s", ref, exc.message)
+        return None
+    return f"{ref.name}/{mv.version}" if mv is not None else None
+
+
+def model_resolver() -> tuple[Callable[[str], ModelBundle], Callable[[str], str | None]]:
+    """``(load, fingerprint)`` for serving's ``models:/`` references."""
+    return load_registered_bundle, alias_fingerprint
+
+
+def _download(client: MlflowClient, name: str, version: str, target: Path, store: str) -> None:
+    import mlflow
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=target.parent))
+    try:
+        with mlflow_errors(f"downloading {name!r} v{version} from {redact_uri(store)}"):
+            root = client.get_model_version_download_uri(name, version)
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{root.rstrip('/')}/{BUNDLE_SUBPATH}",
+                dst_path=str(tmp),
+                tracking_uri=store,
+            )
+        bundle = Path(local)
+        if not (bundle / "model.json").is_file():
+            raise RegistryError(
+                f"{name!r} v{version} holds no regressops bundle (no {BUNDLE_SUBPATH}/model.json)",
+                reason="not_a_bundle",
+            )
+        doc = json.loads((bundle / "model.json").read_text(encoding="utf-8"))
+        doc["version"] = version
+        doc["registry"] = {"name": name, "version": version, "uri": redact_uri(store)}
+        (bundle / "model.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        try:
+            bundle.rename(target)
+        except OSError:
+            if not (target / "model.json").is_file():  # not a concurrent download winning
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)

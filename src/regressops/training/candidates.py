@@ -1,0 +1,408 @@
+"""Train candidate models on one split, gate them, track them, and register the best.
+
+:func:`train_candidates` is what ``regressops train`` runs: each ``--model`` kind is trained by
+:func:`regressops.training.train.train` on the same split (same data, test size and seed), then
+:func:`record_training` cross-validates each on the training rows, runs the quality gates on
+the held-out rows against the current champion, logs every candidate to MLflow (one run each;
+under a parent run with the leaderboard when there are several) and, with ``register``,
+registers the best and makes it ``@champion`` if its gates pass (a version that fails is
+registered and archived; the champion does not move).
+
+If the tracking store cannot be reached the bundles are still written locally and the result
+says why nothing was logged (:attr:`Recorded.tracking_error`); the caller decides whether that
+is fatal (``--register``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from regressops.config import Settings, get_settings
+from regressops.errors import ConfigError, RegistryError
+from regressops.training import train as training
+from regressops.training.gates import GateReport, evaluate_gates
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from regressops.registry.lifecycle import Change
+    from regressops.training.train import Progress, TrainResult
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Candidate:
+    """One trained candidate with its evaluation."""
+
+    result: TrainResult
+    gates: GateReport
+    cv: dict[str, float] = field(default_factory=dict)
+    run_id: str | None = None
+    model_uri: str | None = None
+    model_id: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """The model kind."""
+        return self.result.bundle.kind
+
+    def row(self) -> dict[str, Any]:
+        """A leaderboard row."""
+        m = self.result.metrics
+        return {
+            "kind": self.kind,
+            "r2": m["r2"],
+            "rmse": m["rmse"],
+            "mae": m["mae"],
+            "cv_rmse": self.cv.get("cv_rmse_mean"),
+            "gates": "passed" if self.gates.passed else "failed",
+            "failed": [c.name for c in self.gates.failed],
+            "path": str(self.result.path),
+            "run_id": self.run_id,
+        }
+
+
+@dataclass
+class Recorded:
+    """The outcome of :func:`record_training` / :func:`train_candidates`.
+
+    Attributes
+    ----------
+    name : str
+        Registered model name.
+    candidates : list of Candidate
+        Sorted best first (gates passed, then lowest test RMSE).
+    tracking_uri : str or None
+        Where runs were logged (``None`` when tracking was off).
+    tracking_error : str or None
+        Why nothing (or not everything) was logged.
+    parent_run_id : str or None
+        The parent run of several candidates.
+    version : str or None
+        The registered version (``register``).
+    change : Change or None
+        The promotion, when the gates passed.
+    gate_summary : str
+        The gates' verdict at registration.
+    """
+
+    name: str
+    candidates: list[Candidate]
+    tracking_uri: str | None = None
+    tracking_error: str | None = None
+    parent_run_id: str | None = None
+    version: str | None = None
+    change: Change | None = None
+    gate_summary: str = ""
+
+    @property
+    def best(self) -> Candidate:
+        """The leading candidate."""
+        return self.candidates[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "name": self.name,
+            "leaderboard": [c.row() for c in self.candidates],
+            "tracking_uri": self.tracking_uri,
+            "tracking_error": self.tracking_error,
+            "parent_run_id": self.parent_run_id,
+            "registered_version": self.version,
+            "champion": self.change.version if self.change else None,
+            "gates": self.gate_summary,
+            "gate_report": self.best.gates.to_dict(),
+        }
+
+
+def train_candidates(
+    *,
+    models: Sequence[str] = ("linear",),
+    dataset: str | None = None,
+    data: str | Path | None = None,
+    target: str | None = None,
+    features: Sequence[str] | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    output: str | Path | None = None,
+    model_name: str | None = None,
+    cv: int = 5,
+    track: bool = True,
+    register: bool = False,
+    tracking_uri: str | None = None,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+    **train_kwargs: Any,
+) -> Recorded:
+    """Train every kind in ``models`` on the same split, then :func:`record_training`.
+
+    Parameters
+    ----------
+    models : sequence of str
+        Catalog kinds; each once.
+    dataset, data, target, features
+        The training data, as for :func:`~regressops.training.train.train`.
+    params : mapping of kind to mapping, optional
+        Estimator parameters per kind.
+    output : path-like, optional
+        Bundle directory of a single candidate, or the parent folder of several
+        (``<output>/<kind>``). Default ``<home>/models/<name>`` (one) or
+        ``<home>/models/<name>-<kind>`` (several).
+    model_name : str, optional
+        Registered model name and bundle name; default the dataset's name.
+    cv, track, register, tracking_uri
+        See :func:`record_training`.
+    **train_kwargs
+        Further arguments of :func:`~regressops.training.train.train` (``solver``,
+        ``test_size``, ``random_state``, ``plots``, ...).
+    """
+    settings = settings or get_settings()
+    kinds = list(dict.fromkeys(models))
+    if not kinds:
+        raise ConfigError("give at least one --model kind", reason="no_model")
+    results = []
+    for kind in kinds:
+        out: Path | None = None
+        if output is not None:
+            out = Path(output) if len(kinds) == 1 else Path(output) / kind
+        elif len(kinds) > 1:
+            out = settings.models_dir / f"{model_name or dataset or Path(str(data)).stem}-{kind}"
+        results.append(
+            training.train(
+                dataset=dataset,
+                data=data,
+                target=target,
+                features=features,
+                model=kind,
+                params=dict((params or {}).get(kind, {})),
+                output=out,
+                name=model_name,
+                settings=settings,
+                progress=progress,
+                **train_kwargs,
+            )
+        )
+    return record_training(
+        results,
+        dataset=dataset,
+        data=data,
+        target=target,
+        features=features,
+        cv=cv,
+        track=track,
+        register=register,
+        tracking_uri=tracking_uri,
+        settings=settings,
+        progress=progress,
+    )
+
+
+def record_training(
+    results: Sequence[TrainResult],
+    *,
+    dataset: str | None = None,
+    data: str | Path | None = None,
+    target: str | None = None,
+    features: Sequence[str] | None = None,
+    cv: int = 5,
+    track: bool = True,
+    register: bool = False,
+    tracking_uri: str | None = None,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> Recorded:
+    """Cross-validate, gate, log and (optionally) register trained candidates.
+
+    Parameters
+    ----------
+    results : sequence of TrainResult
+        Candidates trained on the same data and split.
+    dataset, data, target, features
+        The data they were trained on (reloaded to rebuild the split's rows).
+    cv : int, default=5
+        Folds of the cross-validated metrics on the training rows (0 or 1: none).
+    track : bool, default=True
+        Log runs to MLflow.
+    register : bool, default=False
+        Register the best candidate and make it ``@champion`` if its gates pass.
+    tracking_uri : str, optional
+        Tracking URI (settings' otherwise).
+    """
+    from regressops.training.crossval import cross_validate
+    from regressops.training.sources import load_training_data
+
+    settings = settings or get_settings()
+    notify = progress or (lambda event: None)
+    td = load_training_data(dataset, data, target, features, settings=settings)
+    name = results[0].bundle.name
+    train_rows, test_rows = _split_rows(td.frame, results[0].bundle.lineage)
+    store = tracking_uri or settings.resolved_tracking_uri
+    client, error = _connect(store) if track or register else (None, None)
+    champion = None
+    if client is not None:
+        try:
+            champion = _champion(name, store, settings)
+        except RegistryError as exc:
+            logger.info("training runs will not be logged: %s", exc.message)
+            client, error = None, exc.message
+
+    candidates = []
+    for result in results:
+        notify(training.TrainEvent("evaluate"))
+        folds = {}
+        if cv >= 2:
+            folds = cross_validate(
+                train_rows,
+                target=td.target,
+                features=td.features,
+                categorical=td.categorical,
+                kind=result.bundle.kind,
+                params=result.bundle.params,
+                cv=cv,
+                random_state=int(result.bundle.lineage.get("seed", 0)),
+            ).flat()
+        report = evaluate_gates(
+            result.bundle,
+            test_rows,
+            target=td.target,
+            dataset=td.name,
+            champion=champion,
+            settings=settings,
+        )
+        candidates.append(Candidate(result=result, gates=report, cv=folds))
+    candidates.sort(key=lambda c: (not c.gates.passed, c.result.metrics["rmse"]))
+    recorded = Recorded(name=name, candidates=candidates, tracking_error=error)
+    if client is None:
+        return recorded
+    recorded.tracking_uri = store
+    notify(training.TrainEvent("tracking"))
+    try:
+        _log_runs(client, store, recorded, td.name, test_rows, settings)
+    except RegistryError as exc:
+        recorded.tracking_error = exc.message
+        return recorded
+    if register:
+        notify(training.TrainEvent("registering"))
+        _register(client, store, recorded, test_rows, settings)
+    return recorded
+
+
+# ---------------------------------------------------------------------------- internals
+def _split_rows(frame: pd.DataFrame, lineage: Mapping[str, Any]) -> tuple[Any, Any]:
+    from regressops.data.split import train_test_indices
+
+    desc = lineage["split"]
+    split = train_test_indices(
+        int(desc["n_rows"]),
+        test_size=desc["test_size"],
+        shuffle=bool(desc["shuffle"]),
+        random_state=desc["random_state"],
+    )
+    return frame.iloc[split.train], frame.iloc[split.test]
+
+
+def _connect(store: str) -> tuple[Any, str | None]:
+    from regressops.registry.connection import connect
+
+    try:
+        return connect(store), None
+    except RegistryError as exc:
+        logger.info("training runs will not be logged: %s", exc.message)
+        return None, exc.message
+
+
+def _champion(name: str, store: str, settings: Settings) -> Any:
+    from regressops.training.promotion import load_registered
+
+    try:
+        return load_registered(f"models:/{name}@champion", settings=settings, tracking=store)
+    except RegistryError as exc:
+        if exc.reason in ("not_found", "unknown_alias"):
+            return None
+        raise
+
+
+def _log_runs(
+    client: Any, store: str, recorded: Recorded, dataset: str, test_rows: Any, settings: Settings
+) -> None:
+    from regressops.registry.connection import mlflow_errors
+    from regressops.registry.tracking import RunRecord, ensure_experiment, log_training_run
+
+    parent = None
+    if len(recorded.candidates) > 1:
+        experiment_id = ensure_experiment(client, dataset, store, settings)
+        with mlflow_errors("creating the parent run"):
+            parent = client.create_run(
+                experiment_id, run_name=f"candidates {recorded.name}",
+                tags={"regressops.dataset": dataset, "regressops.candidates": "parent"},
+            ).info.run_id  # fmt: skip
+    for cand in recorded.candidates:
+        result = cand.result
+        m = result.metrics
+        metrics = {f"test_{k}": m[k] for k in ("r2", "rmse", "mse", "mae")}
+        metrics.update({f"train_{k}": v for k, v in m.get("train", {}).items() if k != "n"})
+        metrics.update(cand.cv)
+        metrics["gates_passed"] = float(cand.gates.passed)
+        split = result.bundle.lineage.get("split", {})
+        record = RunRecord(
+            bundle=result.bundle,
+            bundle_dir=result.path,
+            dataset=dataset,
+            metrics=metrics,
+            params={"split": split, "features": ",".join(result.bundle.spec.names)},
+            eval_frame=test_rows,
+            plots=list(result.plots),
+            gate_report=cand.gates.to_dict(),
+            tags={"regressops.gates": "passed" if cand.gates.passed else "failed"},
+            run_name=result.bundle.kind,
+        )
+        logged = log_training_run(
+            record,
+            uri=store,
+            experiment=dataset,
+            parent_run_id=parent,
+            client=client,
+            settings=settings,
+        )
+        cand.run_id, cand.model_uri, cand.model_id = (
+            logged.run_id,
+            logged.model_uri,
+            logged.model_id,
+        )
+    if parent is not None:
+        with mlflow_errors("closing the parent run"), contextlib.redirect_stdout(io.StringIO()):
+            client.log_dict(parent, [c.row() for c in recorded.candidates], "leaderboard.json")
+            best = recorded.best.result.metrics
+            client.log_metric(parent, "best_test_rmse", best["rmse"])
+            client.set_tag(parent, "regressops.best_kind", recorded.best.kind)
+            client.set_terminated(parent)
+    recorded.parent_run_id = parent
+
+
+def _register(
+    client: Any, store: str, recorded: Recorded, test_rows: Any, settings: Settings
+) -> None:
+    from regressops.training.promotion import register_and_promote
+
+    best = recorded.best
+    assert best.model_uri is not None and best.run_id is not None
+    version, change, summary = register_and_promote(
+        client,
+        store,
+        recorded.name,
+        model_uri=best.model_uri,
+        run_id=best.run_id,
+        model_id=best.model_id,
+        bundle=best.result.bundle,
+        eval_frame=test_rows,
+        report=best.gates,
+        why=f"trained ({best.kind})",
+        settings=settings,
+    )
+    recorded.version, recorded.change, recorded.gate_summary = version, change, summary

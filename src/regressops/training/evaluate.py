@@ -1,0 +1,271 @@
+"""Score a saved model on labelled data, and write predictions for a table of inputs.
+
+:func:`evaluate` loads a bundle, loads labelled data through
+:func:`~regressops.training.sources.load_training_data` (the bundle's features, the given or the
+bundle's target) and returns R², RMSE, MSE and MAE. With ``rows="test"`` it rebuilds the bundle's
+own test split from its lineage, after checking the data is the very data it was trained on
+(same content hash), so the numbers reproduce ``metrics.json``.
+
+:func:`predict` reads a CSV, Parquet or JSON file, predicts every row and writes the input
+columns plus a ``prediction`` column, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from regressops.config import Settings
+from regressops.data.split import train_test_indices
+from regressops.errors import ConfigError, DataError
+from regressops.models.bundle import ModelBundle, load_bundle
+from regressops.training.metrics import regression_metrics
+from regressops.training.sources import load_training_data
+
+logger = logging.getLogger(__name__)
+
+PREDICTION_COLUMN = "prediction"
+Rows = Literal["all", "test"]
+
+
+@dataclass
+class EvaluationResult:
+    """Metrics of a model on a set of labelled rows.
+
+    Attributes
+    ----------
+    model : str
+        The bundle's model name.
+    bundle : Path
+        The bundle directory.
+    metrics : dict
+        ``r2``, ``rmse``, ``mse``, ``mae`` and ``n`` (rows scored).
+    data : dict
+        Lineage of the data scored (source, rows, content hash).
+    rows : {"all", "test"}
+        Which rows were scored.
+    report : Path or None
+        The JSON report written, if any.
+    """
+
+    model: str
+    bundle: Path
+    metrics: dict[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)
+    rows: Rows = "all"
+    report: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (the report's content)."""
+        return {
+            "model": self.model,
+            "bundle": str(self.bundle),
+            "rows": self.rows,
+            "metrics": self.metrics,
+            "data": self.data,
+        }
+
+
+@dataclass
+class PredictionResult:
+    """What :func:`predict` wrote.
+
+    Attributes
+    ----------
+    model : str
+        The bundle's model name.
+    rows : int
+        Rows predicted.
+    output : Path
+        The file written.
+    """
+
+    model: str
+    rows: int
+    output: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {"model": self.model, "rows": self.rows, "output": str(self.output)}
+
+
+def evaluate(
+    bundle_dir: str | os.PathLike[str],
+    *,
+    dataset: str | None = None,
+    data: str | os.PathLike[str] | None = None,
+    target: str | None = None,
+    rows: Rows = "all",
+    report: str | os.PathLike[str] | None = None,
+    settings: Settings | None = None,
+) -> EvaluationResult:
+    """Score the model in ``bundle_dir`` on a dataset or a labelled file.
+
+    Parameters
+    ----------
+    bundle_dir : path-like
+        A bundle saved by :func:`~regressops.training.train.train`.
+    dataset : str, optional
+        A built-in dataset.
+    data : path-like, optional
+        A CSV, Parquet or JSON file holding the model's feature columns and the target.
+    target : str, optional
+        Target column; default the bundle's target.
+    rows : {"all", "test"}, default="all"
+        Score every row, or only the bundle's own test rows (the data must then be exactly
+        its training data).
+    report : path-like, optional
+        Write the result as JSON there.
+    settings : Settings, optional
+        Defaults to :func:`~regressops.config.get_settings`.
+
+    Returns
+    -------
+    EvaluationResult
+
+    Raises
+    ------
+    BundleError
+        The bundle is missing or invalid.
+    ConfigError
+        Neither or both of ``dataset`` and ``data``; ``rows`` is invalid.
+    DataError
+        The data lacks a feature or the target, or (``rows="test"``) is not the training data.
+    """
+    if rows not in ("all", "test"):
+        raise ConfigError(f"rows must be 'all' or 'test', got {rows!r}", reason="invalid_rows")
+    bundle = load_bundle(bundle_dir)
+    target = target or bundle.spec.target
+    td = load_training_data(dataset, data, target, bundle.spec.names, settings=settings)
+    frame, y = td.frame, td.y
+    if rows == "test":
+        idx = _test_rows(bundle, td.lineage)
+        frame, y = frame.iloc[idx], y[idx]
+    pred = bundle.predict_frame(frame)
+    metrics: dict[str, Any] = {**regression_metrics(y, pred), "n": len(y)}
+    data_lineage: dict[str, Any] = {
+        k: td.lineage[k]
+        for k in ("source", "dataset", "path", "rows", "target", "content_hash")
+        if k in td.lineage
+    }
+    result = EvaluationResult(bundle.name, Path(bundle_dir), metrics, data_lineage, rows)
+    if report is not None:
+        try:
+            result.report = _write_json(Path(report), result.to_dict())
+        except OSError as exc:
+            raise DataError(
+                f"cannot write the report {report}: {exc.strerror or exc}", reason="write_failed"
+            ) from None
+    logger.info("evaluated %r on %d rows: r2=%.4f", bundle.name, len(y), metrics["r2"])
+    return result
+
+
+def predict(
+    bundle_dir: str | os.PathLike[str],
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+) -> PredictionResult:
+    """Predict every row of a table file and write it with a ``prediction`` column.
+
+    Missing feature values are imputed as in training; extra columns are kept as they are.
+
+    Parameters
+    ----------
+    bundle_dir : path-like
+        A saved bundle.
+    input_path : path-like
+        CSV, Parquet, JSON (records) or JSON-lines file with the model's feature columns.
+    output_path : path-like
+        Where to write; its suffix (``.csv``, ``.parquet``, ``.json``, ``.jsonl``) chooses the
+        format. Written atomically.
+
+    Returns
+    -------
+    PredictionResult
+
+    Raises
+    ------
+    BundleError
+        The bundle is missing or invalid.
+    DataError
+        The input cannot be read, already has a ``prediction`` column, or the output type is
+        not supported.
+    SchemaError
+        A feature column is missing or holds an invalid value or an unknown category.
+    """
+    from regressops.data.files import READABLE_SUFFIXES, read_table, write_table
+
+    out = Path(output_path)
+    if out.suffix.lower() not in READABLE_SUFFIXES:
+        raise DataError(
+            f"unsupported output type {out.suffix or '(none)'!r} for {out}; expected one of "
+            f"{', '.join(READABLE_SUFFIXES)}",
+            reason="unsupported_file",
+        )
+    bundle = load_bundle(bundle_dir)
+    frame = read_table(input_path)
+    frame.columns = [str(c) for c in frame.columns]
+    if PREDICTION_COLUMN in frame.columns:
+        raise DataError(
+            f"{input_path} already has a {PREDICTION_COLUMN!r} column; remove or rename it",
+            reason="column_exists",
+        )
+    result = frame.copy()
+    result[PREDICTION_COLUMN] = bundle.predict_frame(frame)
+    try:
+        write_table(result, out)
+    except OSError as exc:
+        raise DataError(
+            f"cannot write {out}: {exc.strerror or exc}", reason="write_failed"
+        ) from None
+    logger.info("wrote %d predictions of %r to %s", len(result), bundle.name, out)
+    return PredictionResult(bundle.name, len(result), out)
+
+
+def _test_rows(bundle: ModelBundle, data_lineage: dict[str, Any]) -> np.ndarray:
+    """Rebuild the bundle's test split, refusing data that differs from its training data."""
+    lineage = bundle.lineage
+    split = lineage.get("split")
+    if not isinstance(split, dict):
+        raise DataError(
+            f"bundle {bundle.name!r} records no split; evaluate on all rows instead",
+            reason="no_split",
+        )
+    if data_lineage.get("content_hash") != lineage.get("content_hash"):
+        raise DataError(
+            f"this data is not the data bundle {bundle.name!r} was trained on (content hash "
+            f"differs); its test rows cannot be rebuilt — evaluate on all rows instead",
+            reason="data_mismatch",
+        )
+    return train_test_indices(
+        int(split["n_rows"]),
+        test_size=split["test_size"],
+        shuffle=bool(split["shuffle"]),
+        random_state=split.get("random_state"),
+    ).test
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(_finite_or_none(doc), indent=2, allow_nan=False) + "\n")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

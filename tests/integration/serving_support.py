@@ -1,0 +1,224 @@
+"""Helpers for the serving tests: linear bundles fitted with numpy, real uvicorn servers.
+
+Bundles are built directly (FeatureSpec + least squares + ModelBundle.save), so these tests
+do not depend on the training code. Servers are real ``uvicorn`` processes on 127.0.0.1 with
+a free port, always stopped by the fixture that started them.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from regressops.features import FeatureSpec
+from regressops.models.bundle import ModelBundle
+
+
+def diabetes_columns() -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The diabetes data (442 rows, 10 numeric features) as columns and target."""
+    from sklearn.datasets import load_diabetes
+
+    data = load_diabetes()
+    columns = {str(n): data.data[:, j] for j, n in enumerate(data.feature_names)}
+    return columns, np.asarray(data.target, dtype=np.float64)
+
+
+def insurance_columns() -> tuple[dict[str, list[Any]], np.ndarray]:
+    """The insurance data (1338 rows; sex, smoker, region categorical) as columns and target."""
+    text = resources.files("regressops").joinpath("datasets_data/insurance.csv").read_text()
+    rows = list(csv.DictReader(text.splitlines()))
+    cols: dict[str, list[Any]] = {
+        "age": [float(r["age"]) for r in rows],
+        "sex": [r["sex"] for r in rows],
+        "bmi": [float(r["bmi"]) for r in rows],
+        "children": [float(r["children"]) for r in rows],
+        "smoker": [r["smoker"] for r in rows],
+        "region": [r["region"] for r in rows],
+    }
+    return cols, np.array([float(r["charges"]) for r in rows])
+
+
+def make_bundle(
+    path: Path,
+    *,
+    dataset: str = "diabetes",
+    version: str = "1",
+    name: str | None = None,
+    shift: float = 0.0,
+) -> ModelBundle:
+    """Fit a least-squares linear model on ``dataset`` and save it as a bundle at ``path``.
+
+    ``shift`` is added to the intercept, so two versions predict measurably differently.
+    """
+    columns: Mapping[str, Any]
+    if dataset == "diabetes":
+        columns, y = diabetes_columns()
+        spec = FeatureSpec.fit(columns)
+    else:
+        columns, y = insurance_columns()
+        spec = FeatureSpec.fit(columns, categorical=["sex", "smoker", "region"])
+    X = spec.transform_columns(columns)
+    A = np.column_stack([X, np.ones(len(y))])
+    solution, *_ = np.linalg.lstsq(A, y, rcond=None)
+    pred = A @ solution
+    r2 = 1 - float(np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2))
+    bundle = ModelBundle(
+        name=name or dataset,
+        kind="linear",
+        spec=spec,
+        coef=solution[:-1],
+        intercept=float(solution[-1]) + shift,
+        params={"solver": "lstsq"},
+        metrics={"r2": r2, "rmse": float(np.sqrt(np.mean((y - pred) ** 2)))},
+        lineage={"source": f"builtin:{dataset}", "rows": len(y)},
+        version=version,
+        created_at="2025-01-01T00:00:00+00:00",
+    )
+    bundle.save(path)
+    return bundle
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """``regressops.serving.server.serve`` in a subprocess on 127.0.0.1.
+
+    Parameters
+    ----------
+    model : Path or str
+        The model reference to serve.
+    home : Path
+        ``REGRESSOPS_HOME`` of the server (its prediction log lands there by default).
+    workers : int
+        uvicorn workers.
+    prediction_log : str, optional
+        Log target passed to ``serve``.
+    env : mapping, optional
+        Extra environment variables (e.g. ``REGRESSOPS_API_KEYS``).
+    """
+
+    def __init__(
+        self,
+        model: Path | str,
+        home: Path,
+        *,
+        workers: int = 1,
+        prediction_log: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = home / f"server-{self.port}.log"
+        home.mkdir(parents=True, exist_ok=True)
+        code = (
+            "import logging, sys\n"
+            "logging.basicConfig(level=logging.INFO)\n"
+            "from regressops.serving.server import serve\n"
+            f"serve(model={str(model)!r}, port={self.port}, workers={workers}, "
+            f"prediction_log={prediction_log!r})\n"
+        )
+        full_env = {**os.environ, "REGRESSOPS_HOME": str(home), **(env or {})}
+        full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        full_env["REGRESSOPS_CONFIG"] = str(home / "absent.toml")
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=self._log, stderr=subprocess.STDOUT, env=full_env
+        )
+
+    def wait_ready(self, timeout: float = 30.0) -> ServerProcess:
+        """Block until ``/readyz`` answers 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"server not ready in {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        """What the server printed so far."""
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the server process."""
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, wait, SIGKILL if needed; return the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+        return int(self.proc.returncode)
+
+
+def requests_then_sigterm(
+    server: ServerProcess, *, n: int, rows: int, row: list[float]
+) -> list[tuple[int, str]]:
+    """Send ``n`` concurrent ``/batch`` requests of ``rows`` rows, SIGTERM the server as soon as
+    the first is answered (the rest are still in flight), and return ``(status, request_id)``
+    of every request."""
+    import json
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = json.dumps({"data": [row] * rows}).encode()
+    clients = [httpx.Client(base_url=server.url, timeout=30.0) for _ in range(n)]
+    for c in clients:  # connect first, so every request is sent before the signal
+        c.get("/healthz")
+    barrier = threading.Barrier(n)
+    first = threading.Event()
+
+    def one(i: int) -> tuple[int, str]:
+        rid = f"req-{i}"
+        barrier.wait()
+        try:
+            r = clients[i].post(
+                "/batch",
+                content=body,
+                headers={"Content-Type": "application/json", "X-Request-ID": rid},
+            )
+            status = r.status_code
+        except httpx.HTTPError:
+            status = -1
+        first.set()
+        return status, rid
+
+    try:
+        with ThreadPoolExecutor(n) as pool:
+            futures = [pool.submit(one, i) for i in range(n)]
+            first.wait(30)
+            server.signal(signal.SIGTERM)
+            results = [f.result() for f in futures]
+    finally:
+        for c in clients:
+            c.close()
+    server.proc.wait(30)
+    return results

@@ -1,0 +1,218 @@
+"""Tracking and registry on the embedded store (MLflow on SQLite in a temporary home)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from registry_helpers import diabetes_split, train_and_log, write_promoter
+
+from regressops.config import GateSettings, Settings
+from regressops.errors import ConfigError, GateFailed, RegistryError
+from regressops.models.bundle import load_bundle
+from regressops.registry import lifecycle
+from regressops.registry.connection import connect
+from regressops.registry.resolve import resolve_model
+from regressops.training.promotion import promote_version, register_and_promote
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    home = tmp_path_factory.mktemp("home")
+    settings = Settings(home=home, gates=GateSettings(min_r2=0.0))
+    uri = settings.resolved_tracking_uri
+    return {"settings": settings, "uri": uri, "client": connect(uri), "home": home}
+
+
+def test_a_run_records_everything(store: dict[str, Any]) -> None:
+    import mlflow
+
+    run, bundle, _report = train_and_log(store["settings"], store["uri"], kind="tree")
+    client = store["client"]
+    data = client.get_run(run.run_id).data
+    assert data.params["kind"] == "tree" and data.params["model.max_depth"] == "6"
+    assert data.metrics["test_r2"] == pytest.approx(bundle.metrics["r2"])
+    assert data.tags["regressops.lineage.content_hash"] == "abc123"
+    assert data.tags["regressops.dataset"] == "diabetes"
+    names = {a.path for a in client.list_artifacts(run.run_id)}
+    assert {"lineage.json", "environment.json", "gates.json", "eval"} <= names
+    env = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run.run_id, artifact_path="environment.json", tracking_uri=store["uri"]
+            )
+        ).read_text()
+    )
+    assert env["packages"]["mlflow"].startswith("3.17")
+    inputs = client.get_run(run.run_id).inputs.dataset_inputs
+    assert inputs and inputs[0].dataset.name == "diabetes" and inputs[0].dataset.digest == "abc123"
+    # artefacts live under the home, not in ./mlruns
+    assert (store["home"] / "mlartifacts").is_dir() and not Path("mlruns").exists()
+    # the logged model is a pyfunc over our bundle: same predictions, no pickle in it
+    model_dir = Path(mlflow.artifacts.download_artifacts(run.model_uri, tracking_uri=store["uri"]))
+    assert not list(model_dir.rglob("*.pkl"))
+    assert "loader_module: regressops.registry.pyfunc" in (model_dir / "MLmodel").read_text()
+    _, test = diabetes_split()
+    with_uri = mlflow.pyfunc.load_model(str(model_dir))
+    np.testing.assert_allclose(
+        with_uri.predict(test[bundle.spec.names].astype(float)), bundle.predict_frame(test)
+    )
+
+
+def test_lifecycle_promote_gate_force_rollback_archive(store: dict[str, Any]) -> None:
+    settings, uri, client = store["settings"], store["uri"], store["client"]
+    name = "life"
+    _, test = diabetes_split()
+    run1, b1, r1 = train_and_log(settings, uri, name=name)
+    v1, change, _ = register_and_promote(
+        client,
+        uri,
+        name,
+        model_uri=run1.model_uri,
+        run_id=run1.run_id,
+        model_id=run1.model_id,
+        bundle=b1,
+        eval_frame=test,
+        report=r1,
+        settings=settings,
+    )
+    assert change is not None and change.action == "@champion" and change.previous is None
+    # a weaker model (bmi only) fails "beats_champion" on the same rows: registered, archived
+    run2, b2, _r2 = train_and_log(settings, uri, name=name, features=("bmi",))
+    v2, change, summary = register_and_promote(
+        client,
+        uri,
+        name,
+        model_uri=run2.model_uri,
+        run_id=run2.run_id,
+        model_id=run2.model_id,
+        bundle=b2,
+        eval_frame=test,
+        report=None,
+        settings=settings,
+    )
+    assert change is None and "beats_champion" in summary
+    assert resolve_model(f"models:/{name}@champion", settings=settings).version == v1
+    rows = {r["version"]: r for r in lifecycle.list_versions(client, name)}
+    assert rows[v2]["status"] == "archived" and rows[v2]["gates"] == "failed"
+    assert rows[v1]["aliases"] == ["champion"] and rows[v1]["by"]
+    # promote re-checks gates from the registry (bundle + held-out rows of its run)
+    with pytest.raises(
+        GateFailed, match=rf"{name} v{v2} was not promoted to @champion: beats_champion"
+    ):
+        promote_version(name, v2, settings=settings)
+    with pytest.raises(RegistryError, match="--force needs a reason"):
+        promote_version(name, v2, force=True, settings=settings)
+    forced = promote_version(name, v2, force=True, why="incident 42", settings=settings)
+    assert forced.gates == "forced" and forced.previous == v1
+    mv2 = client.get_model_version(name, v2)
+    assert mv2.tags["regressops.status.why"] == "incident 42"
+    assert [json.loads(line)["event"] for line in mv2.tags["regressops.history"].splitlines()][
+        -1
+    ] == "champion"
+    assert client.get_model_version(name, v1).tags["regressops.status"] == "previous"
+    # the champion cannot be archived; rollback restores v1 and archives v2
+    with pytest.raises(RegistryError, match=f"v{v2} is @champion and cannot be archived"):
+        lifecycle.archive(client, uri, name, v2)
+    back = lifecycle.rollback(client, uri, name, why="bad latency")
+    assert (back.version, back.previous) == (v1, v2)
+    assert client.get_model_version(name, v2).tags["regressops.status"] == "archived"
+    with pytest.raises(RegistryError, match="replaced no earlier champion"):
+        lifecycle.rollback(client, uri, name)
+    # challenger: kept aside, dropped by archive
+    ch = lifecycle.promote(client, uri, name, v2, alias="challenger", why="shadow test")
+    assert ch.action == "@challenger"
+    assert _aliases(client, name) == {"champion": v1, "challenger": v2}
+    with pytest.raises(RegistryError, match="is @champion; it cannot also be @challenger"):
+        lifecycle.promote(client, uri, name, v1, alias="challenger", why="x")
+    lifecycle.archive(client, uri, name, v2, why="done")
+    assert _aliases(client, name) == {"champion": v1}
+    assert {r["name"]: r["champion"] for r in lifecycle.list_models(client)}[name] == v1
+
+
+def test_resolver_follows_the_alias(store: dict[str, Any]) -> None:
+    settings, uri, client = store["settings"], store["uri"], store["client"]
+    name = "follow"
+    versions = []
+    for kind in ("linear", "hgb"):
+        run, _bundle, _ = train_and_log(settings, uri, name=name, kind=kind)
+        versions.append(
+            lifecycle.register_version(
+                client, uri, name, model_uri=run.model_uri, run_id=run.run_id, model_id=run.model_id
+            )
+        )
+    lifecycle.promote(client, uri, name, versions[0], force=True, why="first")
+    first = resolve_model(f"models:/{name}@champion", settings=settings)
+    loaded = load_bundle(first.path)
+    assert (first.version, loaded.version, loaded.kind) == (versions[0], versions[0], "linear")
+    assert loaded.extra["registry"]["name"] == name
+    lifecycle.promote(client, uri, name, versions[1], force=True, why="second")
+    second = load_bundle(resolve_model(f"models:/{name}@champion", settings=settings).path)
+    assert (second.version, second.kind) == (versions[1], "hgb")
+    assert resolve_model(f"models:/{name}/{versions[0]}", settings=settings).path == first.path
+
+
+@pytest.mark.parametrize(
+    ("uri", "error", "message"),
+    [
+        ("models:/nobody@champion", RegistryError, "registered model 'nobody'.*not found"),
+        ("models:/follow@gold", RegistryError, "has no alias @gold"),
+        ("models:/follow/999", RegistryError, "version 999.*not found"),
+        ("models:/follow", ConfigError, "expected models:/NAME@ALIAS"),
+    ],
+)
+def test_unknown_names_versions_aliases(
+    store: dict[str, Any], uri: str, error: type, message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        resolve_model(uri, settings=store["settings"])
+
+
+def test_concurrent_promotions_from_two_processes_serialise(
+    store: dict[str, Any], tmp_path: Path
+) -> None:
+    settings, uri, client = store["settings"], store["uri"], store["client"]
+    name = "race"
+    versions = []
+    for _ in range(3):  # three equally good versions: each passes "beats_champion" on a tie
+        run, _, _ = train_and_log(settings, uri, name=name)
+        versions.append(
+            lifecycle.register_version(
+                client, uri, name, model_uri=run.model_uri, run_id=run.run_id, model_id=run.model_id
+            )
+        )
+    lifecycle.promote(client, uri, name, versions[0], force=True, why="base")
+    script = write_promoter(tmp_path / "promote.py")
+    start = time.time() + 6.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(store["home"]), uri, name, v, str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for v in versions[1:]
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    model = client.get_registered_model(name)
+    final = str(model.aliases["champion"])
+    other = versions[2] if final == versions[1] else versions[1]
+    # serialised: the last promotion replaced the first, which replaced the base
+    assert client.get_model_version(name, final).tags["regressops.replaced"] == other
+    assert client.get_model_version(name, other).tags["regressops.replaced"] == versions[0]
+    statuses = {v: client.get_model_version(name, v).tags["regressops.status"] for v in versions}
+    assert statuses == {final: "champion", other: "previous", versions[0]: "previous"}
+    assert model.tags["regressops.champion_epoch"] == "3"
+    assert lifecycle.rollback(client, uri, name).version == other
+    assert lifecycle.rollback(client, uri, name).version == versions[0]
+
+
+def _aliases(client: Any, name: str) -> dict[str, str]:
+    return {k: str(v) for k, v in client.get_registered_model(name).aliases.items()}
