@@ -1,8 +1,10 @@
+# ruff: noqa: E501  (command lines and table rows read better unwrapped)
 """Serving benchmark: our server vs a raw ASGI ceiling vs ``mlflow models serve``, measured by wrk.
 
-Every server runs alone (started, measured, stopped before the next), one uvicorn worker on
-127.0.0.1, with ``OMP_NUM_THREADS=1``. Each scenario runs ``--runs`` times; the median is
-reported with its ratio to the raw-ASGI ceiling measured in the same run.
+All servers run at once, one uvicorn worker each on 127.0.0.1 with ``OMP_NUM_THREADS=1``; the
+``--runs`` runs of each scenario alternate between them (so a ratio compares figures taken under
+the same load on this shared machine); the median is reported with its ratio to the raw-ASGI
+ceiling.
 
 Scenarios: ``/stream`` one record at concurrency 8 and 64 (requests/s, p50, p99); ``/batch``
 of 1,000 and 100,000 rows (rows/s); cold start (process start to the first 200 on
@@ -205,7 +207,6 @@ def main() -> None:
             tmp / f"mlflow-batch{n}.json", {"dataframe_split": {"columns": names, "data": rows}}
         )
 
-    py = str(BIN / "python")
     common = [
         "--loop",
         "uvloop",
@@ -238,33 +239,38 @@ def main() -> None:
                    {**ENV, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
                     "PATH": f"{BIN}{os.pathsep}{ENV.get('PATH', '')}"}, "/ping")
         )  # fmt: skip
+    # All servers run at once (an idle one costs nothing) and the runs of a cell alternate
+    # between them, so each ratio compares figures taken under the same machine load.
+    endpoints = {"ours": ("/stream", "/batch"), "raw": ("/stream", "/batch"),
+                 "mlflow": ("/invocations", "/invocations")}  # fmt: skip
     results: dict[str, dict[str, Any]] = {}
-    for server in servers:
-        target = "ours" if server.name.startswith("ours") else server.name
-        endpoint = {
-            "ours": ("/stream", "/batch"),
-            "raw": ("/stream", "/batch"),
-            "mlflow": ("/invocations",) * 2,
-        }[target]
-        print(f"== {server.name}", flush=True)
-        _start(server, tmp)
-        try:
-            res: dict[str, Any] = {"cold_start_s": server.cold_start_s}
-            for conns in (8, 64):
-                runs = [wrk(server.url + endpoint[0], bodies[target]["stream"], conns=conns, seconds=seconds)
-                        for _ in range(args.runs)]  # fmt: skip
-                res[f"stream_c{conns}"] = median_of(runs)
-                print(f"   stream c{conns}: {res[f'stream_c{conns}']}", flush=True)
-            for n in sizes:
-                secs = seconds if n <= 1000 else max(seconds, 10)
-                runs = [wrk(server.url + endpoint[1], bodies[target][f"batch{n}"], conns=2, seconds=secs)
-                        for _ in range(args.runs)]  # fmt: skip
-                m = median_of(runs)
-                res[f"batch{n}"] = {**m, "rows_per_s": m["rps"] * n}
-                print(f"   batch {n}: {res[f'batch{n}']}", flush=True)
-            res["rss_mb"] = server.rss_mb()
-            results[server.name] = res
-        finally:
+    try:
+        for server in servers:
+            _start(server, tmp)
+            results[server.name] = {"cold_start_s": server.cold_start_s}
+            print(f"started {server.name} in {server.cold_start_s:.2f} s", flush=True)
+        cells = [(f"stream_c{c}", "stream", 0, c, seconds) for c in (8, 64)]
+        cells += [(f"batch{n}", f"batch{n}", 1, 2, seconds if n <= 1000 else max(seconds, 10))
+                  for n in sizes]  # fmt: skip
+        for cell, body, which, conns, secs in cells:
+            runs: dict[str, list[dict[str, float]]] = {s.name: [] for s in servers}
+            for _ in range(args.runs):
+                for server in servers:
+                    target = "ours" if server.name.startswith("ours") else server.name
+                    url = server.url + endpoints[target][which]
+                    runs[server.name].append(
+                        wrk(url, bodies[target][body], conns=conns, seconds=secs)
+                    )
+            for server in servers:
+                m = median_of(runs[server.name])
+                if cell.startswith("batch"):
+                    m["rows_per_s"] = m["rps"] * int(cell[5:])
+                results[server.name][cell] = m
+                print(f"   {cell} {server.name}: {m}", flush=True)
+        for server in servers:
+            results[server.name]["rss_mb"] = server.rss_mb()
+    finally:
+        for server in servers:
             server.stop()
     (tmp / "results.json").write_text(json.dumps(results, indent=2))
     write_results(results, args, sizes)
@@ -328,7 +334,7 @@ def write_results(
         f"{_cpu()}, shared with other work (noisy); Python {platform.python_version()}",
         f"- command: `.venv/bin/python bench/serve/run_serve_bench.py{' --quick' if args.quick else ''}` "
         f"— wrk -t1, {args.runs} runs per cell, median; one uvicorn worker (uvloop, httptools) "
-        "per server, each server alone; OMP_NUM_THREADS=1",
+        "per server; all servers up at once, runs alternating between them; OMP_NUM_THREADS=1",
         "- raw = bare ASGI app under the same uvicorn (orjson parse + same dot product): the ceiling; "
         "mlflow = `mlflow models serve --env-manager local` of the scikit-learn twin "
         "(LinearRegression, same predictions)",

@@ -175,3 +175,36 @@ def test_the_quickstart_data_path(settings: Settings) -> None:
     assert Path(again.validation.report_json).is_file()
     data = load_training_data("diabetes", settings=settings)
     assert data.lineage["source"] == "lake" and data.lineage["clean_version"] == 1
+
+
+def test_gates_and_evaluation_use_the_rows_a_model_was_trained_on(
+    settings: Settings, insurance_db: DemoDbResult, home: Path
+) -> None:
+    """--data-version and --split-key flow through recording (gates) and evaluate --test-rows."""
+    from regressops.training.candidates import train_candidates
+    from regressops.training.evaluate import evaluate
+
+    extract("insurance", settings=settings)
+    validate("insurance", settings=settings)
+    _grow(settings)
+    extract("insurance", settings=settings)
+    validate("insurance", settings=settings)  # clean v1 has 300 more rows
+    recorded = train_candidates(
+        models=["linear"],
+        dataset="insurance",
+        data_version=0,
+        split_key="id",
+        cv=0,
+        track=False,
+        settings=settings,
+        plots=False,
+        output=home / "v0",
+    )
+    best = recorded.candidates[0]
+    n_test = best.result.metrics["n_test"]
+    assert best.result.bundle.lineage["clean_version"] == 0
+    assert best.gates.n_rows == n_test  # gates scored the model's own test rows of v0
+    # evaluate --test-rows reads clean v0 (not the newest, v1) and rebuilds the key-hash split
+    scored = evaluate(home / "v0", dataset="insurance", rows="test", settings=settings)
+    assert scored.metrics["n"] == n_test
+    assert scored.metrics["rmse"] == pytest.approx(best.result.metrics["rmse"], rel=1e-12)

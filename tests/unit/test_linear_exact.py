@@ -228,3 +228,65 @@ def test_feature_names_are_kept_and_checked() -> None:
     assert list(model.feature_names_in_) == ["a", "b", "c"]
     with pytest.raises(ValueError, match="feature names"):
         model.predict(frame[["c", "b", "a"]])
+
+
+def _collinear_designs() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Duplicated columns, and one-hot groups (every category) beside an intercept.
+
+    Columns of different spread (a copy times 3, rare categories) make the minimum norm in
+    the caller's units differ from the one in the solver's scaled coordinates.
+    """
+    rng = np.random.default_rng(7)
+    X, y = _data(n=400, d=3, seed=7)
+    duplicated = np.column_stack([X, X[:, 1], 3.0 * X[:, 1]])
+    region = rng.choice(4, 400, p=[0.7, 0.1, 0.1, 0.1])
+    smoker = rng.integers(0, 2, 400)
+    one_hot = np.column_stack([X[:, :2], np.eye(4)[region], np.eye(2)[smoker]])
+    y_hot = y + 300.0 * region - 2e3 * smoker
+    return {"duplicated": (duplicated, y), "one_hot": (one_hot, y_hot)}
+
+
+def _min_norm_reference(
+    X: np.ndarray, y: np.ndarray, w: np.ndarray | None
+) -> tuple[np.ndarray, float]:
+    """Minimum-norm coefficients of the (weighted) centred design, by an explicit cutoff."""
+    w = np.ones(len(y)) if w is None else w
+    x_mean, y_mean = w @ X / w.sum(), w @ y / w.sum()
+    sw = np.sqrt(w)[:, None]
+    coef = np.linalg.pinv(sw * (X - x_mean), rcond=1e-10) @ (sw[:, 0] * (y - y_mean))
+    return coef, float(y_mean - x_mean @ coef)
+
+
+@pytest.mark.parametrize("design", ["duplicated", "one_hot"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_collinear_design_gives_the_minimum_norm_fit_by_fit_stream_and_merge(
+    design: str, weighted: bool
+) -> None:
+    X, y = _collinear_designs()[design]
+    w = np.random.default_rng(8).uniform(0.2, 3.0, len(y)) if weighted else None
+    coef, intercept = _min_norm_reference(X, y, w)
+    sk = LinearRegression().fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(sk.coef_, coef, rtol=1e-8, atol=1e-8 * np.abs(coef).max())
+
+    fitted = LinearRegressor().fit(X, y, sample_weight=w)
+    streamed = LinearRegressor()
+    for rows in np.array_split(np.arange(len(y)), 7):
+        streamed.partial_fit(X[rows], y[rows], None if w is None else w[rows])
+    merged, other = LinearRegressor(), LinearRegressor()
+    merged.partial_fit(X[:150], y[:150], None if w is None else w[:150])
+    other.partial_fit(X[150:] + 0.0, y[150:], None if w is None else w[150:])
+    merged.merge(other)
+
+    for model in (fitted, streamed, merged):
+        assert np.all(np.isfinite(model.coef_))
+        np.testing.assert_allclose(model.coef_, coef, rtol=1e-8, atol=1e-8 * np.abs(coef).max())
+        assert model.intercept_ == pytest.approx(intercept, rel=1e-8)
+        np.testing.assert_allclose(model.predict(X), sk.predict(X), rtol=1e-8)
+
+
+def test_collinear_design_with_a_ridge_penalty_matches_sklearn_ridge() -> None:
+    X, y = _collinear_designs()["one_hot"]
+    ours = LinearRegressor(alpha=1.0).fit(X, y)
+    ref = Ridge(alpha=1.0, solver="svd").fit(X, y)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-8, atol=1e-10)
+    assert ours.intercept_ == pytest.approx(ref.intercept_, rel=1e-8)

@@ -265,6 +265,39 @@ def key_hash_indices(
     return Split(train=train, test=test, description=description)
 
 
+def split_from_description(description: dict[str, Any], *, keys: Any = None) -> Split:
+    """Rebuild a split from its JSON description (a bundle's ``lineage["split"]``).
+
+    Parameters
+    ----------
+    description : dict
+        As recorded by :func:`train_test_indices` or :func:`key_hash_indices`.
+    keys : array-like, optional
+        The key column's values, row for row; needed for ``method="key_hash"``.
+
+    Raises
+    ------
+    ConfigError
+        A key-hash split without ``keys``.
+    """
+    if description.get("method") == "key_hash":
+        if keys is None:
+            raise ConfigError(
+                f"the split was drawn by a hash of column {description.get('key')!r}; its "
+                "values are needed to rebuild it",
+                reason="missing_key",
+            )
+        return key_hash_indices(
+            keys, test_size=float(description["test_size"]), key=description.get("key")
+        )
+    return train_test_indices(
+        int(description["n_rows"]),
+        test_size=description["test_size"],
+        shuffle=bool(description["shuffle"]),
+        random_state=description.get("random_state"),
+    )
+
+
 def _key_hash(value: Any) -> int | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None

@@ -45,6 +45,7 @@ FloatArray = NDArray[np.float64]
 SAMPLE_ROWS = 65536  # rows used to estimate scales and curvature
 BLOWUP = 1e3  # loss above BLOWUP * initial loss counts as divergence
 AUTO_RETRIES = 8  # halvings of an "auto" step before giving up
+AVERAGE_ERROR_TOL = 2.5  # sgd/minibatch stop no sooner than (d + 1) / samples averaged <= this * tol
 
 
 @dataclass
@@ -225,6 +226,20 @@ def _restart_average_if_behind(
     return avg_loss
 
 
+def _average_settled(est: LinearRegressor, state: IterState, n: int) -> bool:
+    """Whether the averaged iterate has seen enough samples for early stopping to judge it.
+
+    Averaged constant-step SGD on least squares approaches the optimum with an excess loss of
+    about ``(d + 1) / N`` of the loss after ``N`` averaged samples, whatever the seed; its
+    loss also wobbles by that much from epoch to epoch, so a stall seen earlier says little.
+    Early stopping may end the fit only once that error is below ``AVERAGE_ERROR_TOL * tol``.
+    """
+    if _full_batch(est, n) or est.tol is None or est.tol <= 0:
+        return True
+    samples = state.n_avg * (1 if est.solver == "sgd" else min(est.batch_size, n))
+    return samples * AVERAGE_ERROR_TOL * est.tol >= state.d + 1
+
+
 def _diverged(state: IterState, loss: float) -> bool:
     return not (np.isfinite(loss) and np.all(np.isfinite(state.theta))) or loss > BLOWUP * max(
         state.initial_loss, 1e-12
@@ -306,7 +321,7 @@ def _epochs(
             continue
         stale = stale + 1 if loss > best - est.tol * max(best, 1e-6 * state.initial_loss) else 0
         best = min(best, loss)
-        if stale >= est.n_iter_no_change:
+        if stale >= est.n_iter_no_change and _average_settled(est, state, len(X)):
             return state
     if epochs is None:
         warnings.warn(

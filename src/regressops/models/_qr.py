@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.linalg import lapack, lstsq, solve_triangular
+from scipy.linalg import lapack, lstsq, solve_triangular, svd, svdvals
 
 from regressops.models._parallel import blas_single_thread, row_ranges
 
@@ -36,6 +36,7 @@ DEFAULT_BLOCK_ROWS = 4096
 REFINE_ABOVE_COND = 1e3
 _WORK_BYTES = 16 * 2**20
 _SCALE_SAMPLE = 65536
+_EPS = float(np.finfo(np.float64).eps)
 
 
 def power_of_two_scale(values: FloatArray) -> FloatArray:
@@ -246,6 +247,12 @@ class QRFactor:
     def solve(self, alpha: float = 0.0) -> tuple[FloatArray, FloatArray, bool]:
         """Solve in working coordinates.
 
+        The numerical rank is judged on the singular values of the features' block of ``R``
+        (the centred, scaled features: the column of ones is eliminated first), relative to
+        :func:`rank_rtol`. A rank-deficient design (duplicate or constant columns, one-hot
+        groups beside an intercept, fewer rows than columns) gets the minimum-norm solution
+        in the caller's units, as :class:`sklearn.linear_model.LinearRegression` does.
+
         Returns
         -------
         z : ndarray of shape (p - 1,)
@@ -253,17 +260,23 @@ class QRFactor:
         R : ndarray of shape (p, p)
             The factor used (ridge rows included), for refinement and the objective.
         full_rank : bool
-            False when ``R11`` is numerically singular and ``z`` is the minimum-norm solution.
+            False when the design is numerically rank deficient and ``z`` is the
+            minimum-norm solution.
         """
         R = self._penalised(alpha)
         R11, r12 = R[:-1, :-1], R[:-1, -1]
-        diag = np.abs(np.diag(R11))
-        tiny = diag.max(initial=0.0) * R11.shape[0] * np.finfo(np.float64).eps
-        if diag.size and diag.min() > tiny:
+        first = int(self.fit_intercept)
+        Rf = R11[first:, first:]
+        sv = svdvals(Rf, check_finite=False) if Rf.size else np.zeros(0)
+        cutoff = sv.max(initial=0.0) * rank_rtol(self.n_features, self.n_samples_seen)
+        ones_ok = not first or abs(R11[0, 0]) > 0
+        if ones_ok and sv.size and sv.min() > cutoff:
             return solve_triangular(R11, r12, check_finite=False), R, True
-        # Rank deficient (fewer rows than columns, constant or duplicate columns):
-        # minimum-norm solution in working coordinates.
-        return lstsq(R11, r12, check_finite=False)[0], R, False
+        zf = _min_norm(Rf, r12[first:], self.scale, cutoff)
+        if not first:
+            return zf, R, False
+        z0 = (r12[0] - R11[0, 1:] @ zf) / R11[0, 0] if ones_ok else 0.0
+        return np.concatenate([[z0], zf]), R, False
 
     def objective(self, z: FloatArray, R: FloatArray) -> float:
         """``(sum w r^2 + alpha |coef|^2) / (2 sum w)`` at ``z``, from the penalised ``R``."""
@@ -376,6 +389,36 @@ class QRFactor:
             if first:
                 g[0] += r.sum()
         return g.astype(np.float64)
+
+
+def rank_rtol(n_features: int, n_rows: int) -> float:
+    """Relative singular-value cutoff below which a column direction counts as collinear.
+
+    Exactly collinear columns leave singular values of the factor at the rounding level of
+    the Householder sweeps, about ``eps`` to ``100 eps`` relative (growing slowly with the
+    rows folded in); full-rank but ill-conditioned designs (raw polynomials, trending series)
+    stay far above ``1e-10``. ``10 d sqrt(n) eps`` lies between the two.
+    """
+    return 10.0 * max(n_features, 1) * math.sqrt(max(n_rows, n_features, 1)) * _EPS
+
+
+def _min_norm(Rf: FloatArray, rhs: FloatArray, scale: FloatArray, cutoff: float) -> FloatArray:
+    """Least-squares ``z`` of ``Rf z = rhs`` whose coefficients ``z / scale`` have least norm.
+
+    Singular values at or below ``cutoff`` count as zero. The SVD of the small triangular
+    factor gives one solution and the null space; the component along the null space that
+    minimises the norm in the caller's units (not the scaled ones) is then removed.
+    """
+    if not Rf.size:
+        return np.zeros(Rf.shape[1])
+    U, sv, Vt = svd(Rf, check_finite=False)
+    rank = int((sv > cutoff).sum()) if sv[0] > 0 else 0
+    z = Vt[:rank].T @ ((U[:, :rank].T @ rhs) / sv[:rank])
+    null = Vt[rank:].T
+    if null.size:
+        shift = lstsq(null / scale[:, None], z / scale, check_finite=False)[0]
+        z = z - null @ shift
+    return np.asarray(z, dtype=np.float64)
 
 
 def _triangular_factor(stacked: FloatArray, p: int) -> FloatArray:

@@ -44,6 +44,7 @@ _SQL_URL = re.compile(r"^[a-z][a-z0-9+]*://")
 _OFF = frozenset({"off", "none", "false", "0", ""})
 RETRY_SECONDS = 1.0
 _PACE_ROWS = 256  # the writer thread releases the GIL at least this often
+_CHUNK_ROWS = 20_000  # rows formatted before they are written out
 _TEMPLATE_MIN_ROWS = 8  # below this, building the byte template costs more than it saves
 _RETRY: Any = object()
 
@@ -181,16 +182,21 @@ class JsonLinesSink:
 
     def write(self, batches: list[LogBatch]) -> int:
         """Append every row of ``batches`` with a single ``write`` call."""
+        written = paused_at = 0
         lines: list[bytes] = []
-        paused_at = 0
         for batch in batches:
             lines.extend(batch.json_lines())
             if len(lines) - paused_at >= _PACE_ROWS:  # let the event loop have the GIL
                 time.sleep(0)
                 paused_at = len(lines)
+            if len(lines) >= _CHUNK_ROWS:  # bounded memory: write as we go
+                written += self._append(lines)
+                lines, paused_at = [], 0
+        return written + self._append(lines)
+
+    def _append(self, lines: list[bytes]) -> int:
         if lines:
-            data = b"\n".join(lines) + b"\n"
-            view = memoryview(data)
+            view = memoryview(b"\n".join(lines) + b"\n")
             while view:
                 view = view[os.write(self._fd, view) :]
         return len(lines)

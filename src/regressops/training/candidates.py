@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,14 +235,27 @@ def record_training(
     tracking_uri : str, optional
         Tracking URI (settings' otherwise).
     """
+    from sklearn.exceptions import ConvergenceWarning
+
     from regressops.training.crossval import cross_validate
     from regressops.training.sources import load_training_data
 
     settings = settings or get_settings()
     notify = progress or (lambda event: None)
-    td = load_training_data(dataset, data, target, features, settings=settings)
+    # Reload exactly the rows trained on: the same lake version, and the split's key column.
+    lineage = results[0].bundle.lineage
+    split = lineage.get("split") or {}
+    td = load_training_data(
+        dataset,
+        data,
+        target,
+        features,
+        settings=settings,
+        data_version=lineage.get("clean_version") if lineage.get("source") == "lake" else None,
+        key=split.get("key") if split.get("method") == "key_hash" else None,
+    )
     name = results[0].bundle.name
-    train_rows, test_rows = _split_rows(td.frame, results[0].bundle.lineage)
+    train_rows, test_rows = _split_rows(td.frame, lineage, keys=td.keys)
     store = tracking_uri or settings.resolved_tracking_uri
     client, error = _connect(store) if track or register else (None, None)
     champion = None
@@ -257,16 +271,18 @@ def record_training(
         notify(training.TrainEvent("evaluate"))
         folds = {}
         if cv >= 2:
-            folds = cross_validate(
-                train_rows,
-                target=td.target,
-                features=td.features,
-                categorical=td.categorical,
-                kind=result.bundle.kind,
-                params=result.bundle.params,
-                cv=cv,
-                random_state=int(result.bundle.lineage.get("seed", 0)),
-            ).flat()
+            with warnings.catch_warnings():  # the main fit already reported its convergence
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                folds = cross_validate(
+                    train_rows,
+                    target=td.target,
+                    features=td.features,
+                    categorical=td.categorical,
+                    kind=result.bundle.kind,
+                    params=result.bundle.params,
+                    cv=cv,
+                    random_state=int(result.bundle.lineage.get("seed", 0)),
+                ).flat()
         report = evaluate_gates(
             result.bundle,
             test_rows,
@@ -294,16 +310,12 @@ def record_training(
 
 
 # ---------------------------------------------------------------------------- internals
-def _split_rows(frame: pd.DataFrame, lineage: Mapping[str, Any]) -> tuple[Any, Any]:
-    from regressops.data.split import train_test_indices
+def _split_rows(
+    frame: pd.DataFrame, lineage: Mapping[str, Any], keys: Any = None
+) -> tuple[Any, Any]:
+    from regressops.data.split import split_from_description
 
-    desc = lineage["split"]
-    split = train_test_indices(
-        int(desc["n_rows"]),
-        test_size=desc["test_size"],
-        shuffle=bool(desc["shuffle"]),
-        random_state=desc["random_state"],
-    )
+    split = split_from_description(dict(lineage["split"]), keys=keys)
     return frame.iloc[split.train], frame.iloc[split.test]
 
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from regressops.config import Settings
-from regressops.data.split import train_test_indices
+from regressops.data.split import split_from_description
 from regressops.errors import ConfigError, DataError
 from regressops.models.bundle import ModelBundle, load_bundle
 from regressops.training.metrics import regression_metrics
@@ -143,10 +143,23 @@ def evaluate(
         raise ConfigError(f"rows must be 'all' or 'test', got {rows!r}", reason="invalid_rows")
     bundle = load_bundle(bundle_dir)
     target = target or bundle.spec.target
-    td = load_training_data(dataset, data, target, bundle.spec.names, settings=settings)
+    lineage = bundle.lineage
+    split = lineage.get("split") or {}
+    key = split.get("key") if rows == "test" and split.get("method") == "key_hash" else None
+    # The bundle's own test rows come from the lake version it was trained on (time travel).
+    own = rows == "test" and lineage.get("source") == "lake" and lineage.get("dataset") == dataset
+    td = load_training_data(
+        dataset,
+        data,
+        target,
+        bundle.spec.names,
+        settings=settings,
+        key=key,
+        data_version=lineage.get("clean_version") if own else None,
+    )
     frame, y = td.frame, td.y
     if rows == "test":
-        idx = _test_rows(bundle, td.lineage)
+        idx = _test_rows(bundle, td.lineage, td.keys)
         frame, y = frame.iloc[idx], y[idx]
     pred = bundle.predict_frame(frame)
     metrics: dict[str, Any] = {**regression_metrics(y, pred), "n": len(y)}
@@ -229,7 +242,7 @@ def predict(
     return PredictionResult(bundle.name, len(result), out)
 
 
-def _test_rows(bundle: ModelBundle, data_lineage: dict[str, Any]) -> np.ndarray:
+def _test_rows(bundle: ModelBundle, data_lineage: dict[str, Any], keys: Any = None) -> np.ndarray:
     """Rebuild the bundle's test split, refusing data that differs from its training data."""
     lineage = bundle.lineage
     split = lineage.get("split")
@@ -244,12 +257,7 @@ def _test_rows(bundle: ModelBundle, data_lineage: dict[str, Any]) -> np.ndarray:
             f"differs); its test rows cannot be rebuilt — evaluate on all rows instead",
             reason="data_mismatch",
         )
-    return train_test_indices(
-        int(split["n_rows"]),
-        test_size=split["test_size"],
-        shuffle=bool(split["shuffle"]),
-        random_state=split.get("random_state"),
-    ).test
+    return split_from_description(split, keys=keys).test
 
 
 def _finite_or_none(value: Any) -> Any:

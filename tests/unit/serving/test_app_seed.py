@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from regressops.config import Settings, ServeSettings
+from regressops.config import ServeSettings, Settings
 from regressops.models.bundle import ModelBundle
 
 ROW = [0.038, 0.050, 0.061, 0.021, -0.044, -0.034, -0.043, -0.002, 0.019, -0.017]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from regressops.config import Settings, ServeSettings
+from regressops.config import ServeSettings, Settings
 from regressops.errors import ConfigError
 from regressops.serving import loader
 from regressops.serving.prediction_log import (
