@@ -158,3 +158,22 @@ def test_callback_sees_every_epoch() -> None:
     assert [p.step for p in seen] == list(range(1, model.n_iter_ + 1))
     assert all(p.total == model.max_iter and p.solver == "minibatch" for p in seen)
     assert [p.loss for p in seen] == model.loss_curve_
+
+
+@pytest.mark.parametrize("solver", ["sgd", "minibatch"])
+@pytest.mark.parametrize("seed", [0, 1, 7, 42, 123])
+def test_defaults_reach_the_least_squares_test_r2_for_any_seed(solver: str, seed: int) -> None:
+    """The seed benchmark (diabetes, bmi; first 422 rows train, last 20 test; OLS R2 0.4726).
+
+    Early stopping must not end a stochastic fit while its averaged iterate is still off by
+    a seed-dependent amount: every seed reaches the issue's R2 >= 0.4676.
+    """
+    from sklearn.datasets import load_diabetes
+    from sklearn.metrics import r2_score
+
+    X, y = load_diabetes(return_X_y=True)
+    X = X[:, [2]]  # bmi
+    ols = LinearRegressor().fit(X[:422], y[:422])
+    assert r2_score(y[422:], ols.predict(X[422:])) == pytest.approx(0.4726, abs=5e-5)
+    model = LinearRegressor(solver=solver, random_state=seed).fit(X[:422], y[:422])
+    assert r2_score(y[422:], model.predict(X[422:])) >= 0.4676

@@ -45,7 +45,8 @@ FloatArray = NDArray[np.float64]
 SAMPLE_ROWS = 65536  # rows used to estimate scales and curvature
 BLOWUP = 1e3  # loss above BLOWUP * initial loss counts as divergence
 AUTO_RETRIES = 8  # halvings of an "auto" step before giving up
-AVERAGE_ERROR_TOL = 2.5  # sgd/minibatch stop no sooner than (d + 1) / samples averaged <= this * tol
+# sgd/minibatch stop no sooner than (d + 1) / (samples averaged) <= AVERAGE_ERROR_TOL * tol
+AVERAGE_ERROR_TOL = 2.5
 
 
 @dataclass

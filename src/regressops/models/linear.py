@@ -61,7 +61,9 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
     ----------
     solver : {"exact", "gd", "sgd", "minibatch"}, default="exact"
         ``"exact"``: Householder QR of the centred, scaled design with one step of iterative
-        refinement; never the normal equations. Streams in ``partial_fit`` with memory
+        refinement; never the normal equations. Collinear columns (e.g. every one-hot
+        category beside the intercept) get the minimum-norm least-squares coefficients, as
+        with :class:`sklearn.linear_model.LinearRegression`. Streams in ``partial_fit`` with memory
         independent of the number of rows, and factors merge (:meth:`merge`).
         ``"gd"``: full-batch gradient descent. ``"sgd"``: one sample per update, with iterate
         averaging. ``"minibatch"``: ``batch_size`` samples per update, with iterate averaging.
@@ -77,8 +79,10 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         Samples per update of ``"minibatch"`` (clipped to the number of samples).
     tol : float or None, default=1e-5
         Early stopping: training stops once the training loss has improved by less than
-        ``tol`` times its best value for ``n_iter_no_change`` consecutive epochs. ``None`` runs
-        ``max_iter`` epochs.
+        ``tol`` times its best value for ``n_iter_no_change`` consecutive epochs; ``"sgd"``
+        and ``"minibatch"`` stop no sooner than their averaged iterate has seen about
+        ``(n_features + 1) / (2.5 * tol)`` samples (its expected excess loss), whatever the
+        seed. ``None`` runs ``max_iter`` epochs.
     n_iter_no_change : int, default=5
         Epochs without sufficient improvement before stopping.
     alpha : float, default=0.0
