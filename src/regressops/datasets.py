@@ -140,7 +140,9 @@ def _read_california_file(path: Path) -> pd.DataFrame:
     name = path.name.lower()
     if name.endswith((".tgz", ".tar.gz")):
         with tarfile.open(path, "r:gz") as tar:
-            member = next((m for m in tar.getmembers() if m.name.endswith("cal_housing.data")), None)
+            member = next(
+                (m for m in tar.getmembers() if m.name.endswith("cal_housing.data")), None
+            )
             if member is None:
                 raise DataError(f"{path} holds no cal_housing.data", reason="invalid_file")
             fh = tar.extractfile(member)

@@ -500,7 +500,9 @@ class FeatureSpec:
                 else:
                     raise SchemaError(f"unknown feature kind {kind!r}", reason="invalid_spec")
             return cls(
-                features=tuple(feats), target=data.get("target"), unknown=data.get("unknown", "error")
+                features=tuple(feats),
+                target=data.get("target"),
+                unknown=data.get("unknown", "error"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SchemaError(f"invalid feature spec: {exc}", reason="invalid_spec") from None
@@ -536,7 +538,8 @@ def _to_float(values: Any, name: str) -> np.ndarray:
                 out[r] = math.nan
                 continue
             raise SchemaError(
-                f"feature {name!r} in row {r} is {type(v).__name__} {_clip(v)!r}; expected a number",
+                f"feature {name!r} in row {r} is {type(v).__name__} {_clip(v)!r}; "
+                "expected a number",
                 reason="invalid_type",
                 row=r,
                 feature=name,
@@ -599,4 +602,3 @@ def _json_float(v: Any) -> Any:
 
 def _from_json_float(v: Any) -> Any:
     return math.nan if v is None else v
-
