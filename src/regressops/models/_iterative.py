@@ -227,18 +227,21 @@ def _restart_average_if_behind(
     return avg_loss
 
 
-def _average_settled(est: LinearRegressor, state: IterState, n: int) -> bool:
+def _average_settled(est: LinearRegressor, state: IterState, n: int, loss: float) -> bool:
     """Whether the averaged iterate has seen enough samples for early stopping to judge it.
 
     Averaged constant-step SGD on least squares approaches the optimum with an excess loss of
-    about ``(d + 1) / N`` of the loss after ``N`` averaged samples, whatever the seed; its
-    loss also wobbles by that much from epoch to epoch, so a stall seen earlier says little.
-    Early stopping may end the fit only once that error is below ``AVERAGE_ERROR_TOL * tol``.
+    about ``loss * (d + 1) / N`` after ``N`` averaged samples, whatever the seed; its loss
+    also wobbles by that much from epoch to epoch, so a stall seen earlier says little.
+    Early stopping may end the fit only once that error is below ``AVERAGE_ERROR_TOL * tol``
+    times the loss (floored, as the stall test is, at ``1e-6`` of the initial loss, so that
+    noiseless data, whose loss goes to zero, stops as soon as it stalls).
     """
     if _full_batch(est, n) or est.tol is None or est.tol <= 0:
         return True
     samples = state.n_avg * (1 if est.solver == "sgd" else min(est.batch_size, n))
-    return samples * AVERAGE_ERROR_TOL * est.tol >= state.d + 1
+    floor = max(loss, 1e-6 * state.initial_loss)
+    return loss * (state.d + 1) <= samples * AVERAGE_ERROR_TOL * est.tol * floor
 
 
 def _diverged(state: IterState, loss: float) -> bool:
@@ -322,7 +325,7 @@ def _epochs(
             continue
         stale = stale + 1 if loss > best - est.tol * max(best, 1e-6 * state.initial_loss) else 0
         best = min(best, loss)
-        if stale >= est.n_iter_no_change and _average_settled(est, state, len(X)):
+        if stale >= est.n_iter_no_change and _average_settled(est, state, len(X), loss):
             return state
     if epochs is None:
         warnings.warn(

@@ -23,13 +23,14 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from regressops.errors import GateFailed, RegistryError
-from regressops.registry.connection import active_tracking, mlflow_errors, tag_value
-from regressops.registry.locks import registry_lock
+from regressops.registry.connection import active_tracking, mlflow_errors, sqlite_path, tag_value
+from regressops.registry.locks import SETTLE_S, registry_lock
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -177,7 +178,7 @@ def promote(
     if force and not why.strip():
         raise RegistryError("--force needs a reason (--reason TEXT)", reason="reason_required")
     get_version(client, name, version)
-    with registry_lock(client, uri, name):
+    with registry_lock(client, uri, name) as owner:
         mv = get_version(client, name, version)
         current = alias_version(client, name, alias)
         epoch = _epoch(client, name)
@@ -204,7 +205,7 @@ def promote(
                     report=report,
                     summary=summary,
                 )
-        _write_alias(client, name, alias, str(version), epoch)
+        _write_alias(client, uri, name, alias, str(version), epoch, owner)
         previous = str(current.version) if current is not None else None
         reason = why or f"gates {gates}"
         if alias == CHAMPION:
@@ -228,7 +229,7 @@ def rollback(client: MlflowClient, uri: str, name: str, *, why: str = "") -> Cha
     RegistryError
         No champion, or no previous champion recorded.
     """
-    with registry_lock(client, uri, name):
+    with registry_lock(client, uri, name) as owner:
         current = alias_version(client, name, CHAMPION)
         if current is None:
             raise RegistryError(f"model {name!r} has no @champion to roll back", reason="no_alias")
@@ -240,7 +241,7 @@ def rollback(client: MlflowClient, uri: str, name: str, *, why: str = "") -> Cha
             )
         get_version(client, name, previous)
         epoch = _epoch(client, name)
-        _write_alias(client, name, CHAMPION, previous, epoch)
+        _write_alias(client, uri, name, CHAMPION, previous, epoch, owner)
         reason = why or "rollback"
         _record(client, name, str(current.version), "archived", f"rolled back: {reason}", True)
         _record(client, name, previous, CHAMPION, f"restored by rollback: {reason}", status=True)
@@ -339,13 +340,22 @@ def _holds(client: MlflowClient, name: str, alias: str, version: str) -> bool:
 
 def _epoch(client: MlflowClient, name: str) -> int:
     with mlflow_errors(f"registered model {name!r}"):
-        value = client.get_registered_model(name).tags.get(EPOCH, "0")
-    return int(value) if str(value).isdigit() else 0
+        value = str(client.get_registered_model(name).tags.get(EPOCH, "0"))
+    number = value.partition(":")[0]
+    return int(number) if number.isdigit() else 0
 
 
-def _write_alias(client: MlflowClient, name: str, alias: str, version: str, epoch: int) -> None:
-    """Move ``alias`` with a compare-and-set on the change counter, then verify the write."""
+def _write_alias(
+    client: MlflowClient, uri: str, name: str, alias: str, version: str, epoch: int, owner: str
+) -> None:
+    """Move ``alias`` with a compare-and-set on the change counter, then verify the write.
+
+    The counter tag holds ``N:owner``. Off SQLite (where the file lock is exact) the check
+    waits :data:`~regressops.registry.locks.SETTLE_S` after writing, so a racing writer's
+    alias or counter shows up before this one declares success.
+    """
     what = f"moving @{alias} of {name!r} to v{version}"
+    stamp = f"{epoch + 1}:{owner}"
     with mlflow_errors(what):
         if _epoch(client, name) != epoch:
             raise RegistryError(
@@ -353,12 +363,14 @@ def _write_alias(client: MlflowClient, name: str, alias: str, version: str, epoc
                 reason="concurrent_change",
             )
         client.set_registered_model_alias(name, alias, version)
-        client.set_registered_model_tag(name, EPOCH, str(epoch + 1))
+        client.set_registered_model_tag(name, EPOCH, stamp)
+        if sqlite_path(uri) is None:
+            time.sleep(SETTLE_S)
         after = client.get_registered_model(name)
-    if str((after.aliases or {}).get(alias)) != version or after.tags.get(EPOCH) != str(epoch + 1):
+    if str((after.aliases or {}).get(alias)) != version or after.tags.get(EPOCH) != stamp:
         raise RegistryError(
             f"{what}: another process changed the registry at the same time; @{alias} is now "
-            f"v{(after.aliases or {}).get(alias)} — check with `regressops models list {name}`",
+            f"v{(after.aliases or {}).get(alias)}; check with `regressops models list {name}`",
             reason="concurrent_change",
         )
 

@@ -11,7 +11,7 @@ change therefore runs under a per-model lock:
   tag ``regressops.lock`` = ``owner|expiry``. A taker writes its lease only when none is live,
   waits :data:`SETTLE_S` and re-reads: only the writer whose lease survived holds the lock, so
   two takers that both saw the lock free cannot both proceed unless one's read-to-write gap
-  exceeds the settle time (one HTTP round trip against a quarter second). A crashed holder's
+  exceeds the settle time (one HTTP round trip against half a second). A crashed holder's
   lease expires after ``ttl``. Changes made under the lock are also verified after writing
   (:func:`regressops.registry.lifecycle.promote` re-reads the alias and a change counter).
 """
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOCK_TAG = "regressops.lock"
-SETTLE_S = 0.25
+SETTLE_S = 0.5
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_TTL_S = 120.0
 
