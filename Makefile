@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE := copy
 PYTEST_ARGS ?=
+# Two workers: much of the suite waits on servers and subprocesses; files stay whole per worker
+# so module-scoped servers (MLflow, uvicorn) start once.
+PYTEST_WORKERS ?= 2
 
 .PHONY: help uv sync quickstart test lint format typecheck pytest bench serve clean
 
@@ -42,7 +45,7 @@ typecheck: sync  ## mypy on the package
 	$(BIN)/mypy
 
 pytest: sync  ## the pytest suite only
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: sync  ## run the benchmarks at their quick sizes (see bench/README.md for full runs)
 	$(BIN)/python bench/run_all.py --quick

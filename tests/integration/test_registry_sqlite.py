@@ -17,7 +17,7 @@ from regressops.config import GateSettings, Settings
 from regressops.errors import ConfigError, GateFailed, RegistryError
 from regressops.models.bundle import load_bundle
 from regressops.registry import lifecycle
-from regressops.registry.connection import connect
+from regressops.registry.connection import active_tracking, connect
 from regressops.registry.resolve import resolve_model
 from regressops.training.promotion import promote_version, register_and_promote
 
@@ -55,7 +55,8 @@ def test_a_run_records_everything(store: dict[str, Any]) -> None:
     # artefacts live under the home, not in ./mlruns
     assert (store["home"] / "mlartifacts").is_dir() and not Path("mlruns").exists()
     # the logged model is a pyfunc over our bundle: same predictions, no pickle in it
-    model_dir = Path(mlflow.artifacts.download_artifacts(run.model_uri, tracking_uri=store["uri"]))
+    with active_tracking(store["uri"]):  # MLflow resolves models:/m-... via the global store
+        model_dir = Path(mlflow.artifacts.download_artifacts(run.model_uri))
     assert not list(model_dir.rglob("*.pkl"))
     assert "loader_module: regressops.registry.pyfunc" in (model_dir / "MLmodel").read_text()
     _, test = diabetes_split()

@@ -36,6 +36,7 @@ FAIL_FAST_ENV = {
     "MLFLOW_LOG_UV_FILES": "false",
 }
 PROBE_TIMEOUT_S = 3.0
+_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 _NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST"}
 
 
@@ -113,13 +114,15 @@ def active_tracking(uri: str) -> Iterator[None]:
 
     A tracking URI the process had set explicitly is restored afterwards; when none was set,
     ``uri`` stays (restoring MLflow's default would make later fluent calls create a stray
-    ``./mlflow.db``).
+    ``./mlflow.db``). The ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI`` environment
+    variables MLflow sets are put back as they were.
     """
     import mlflow
     from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
 
     previous = mlflow.get_tracking_uri() if is_tracking_uri_set() else None
     previous_registry = mlflow.get_registry_uri() if previous is not None else None
+    saved_env = {k: os.environ.get(k) for k in _URI_ENV}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
@@ -128,6 +131,13 @@ def active_tracking(uri: str) -> Iterator[None]:
         if previous is not None and previous_registry is not None:
             mlflow.set_tracking_uri(previous)
             mlflow.set_registry_uri(previous_registry)
+        # MLflow also exports the URIs to the environment (for child processes): undo that,
+        # so a later subprocess does not silently talk to this store.
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _probe_http(uri: str) -> None:

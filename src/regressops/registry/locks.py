@@ -121,11 +121,21 @@ def _tag_lease(
     while True:
         with mlflow_errors(what):
             holder = _live_holder(client, name)
-            if holder is None:
-                client.set_registered_model_tag(name, LOCK_TAG, f"{owner}|{time.time() + ttl}")
+        if holder is None:
+            try:
+                with mlflow_errors(what):
+                    client.set_registered_model_tag(name, LOCK_TAG, f"{owner}|{time.time() + ttl}")
+            except RegistryError as exc:
+                # Two first writes of the tag can collide in the store (a unique-key error):
+                # that is losing the race, not a failure; look again.
+                if exc.reason == "tracking_unavailable":
+                    raise
+                logger.debug("lease write collided: %s", exc.message)
+            else:
                 time.sleep(SETTLE_S)
-                if _live_holder(client, name) == owner:
-                    break
+                with mlflow_errors(what):
+                    if _live_holder(client, name) == owner:
+                        break
         if time.monotonic() > deadline:
             raise RegistryError(
                 f"registered model {name!r} is being changed by another process (lease held by "
