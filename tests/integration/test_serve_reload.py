@@ -1,4 +1,4 @@
-"""Reload without downtime (API, SIGHUP, rolling restart of workers) and metrics across workers."""
+"""Reload without downtime (API, SIGHUP, SIGHUP to several workers); metrics across workers."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def test_two_workers_share_metrics_and_roll_on_sighup(tmp_path: Path) -> None:
             assert _metric(text, "regressops_rows_predicted_total", endpoint="/stream") == 40
         with Load(server.url, threads=2) as load:
             make_bundle(model, version="2", shift=5.0)
-            server.signal(signal.SIGHUP)  # uvicorn's supervisor restarts the workers one by one
+            server.signal(signal.SIGHUP)  # forwarded to each worker, which reloads in place
             assert _wait_for(lambda: all(_version(server.url) == "2" for _ in range(6)), 60), (
                 server.output()
             )

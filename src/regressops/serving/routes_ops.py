@@ -97,7 +97,7 @@ async def reload(request: Request) -> dict[str, Any]:
     supervisor = os.environ.get(SUPERVISOR_ENV)
     if supervisor and supervisor.isdigit() and int(supervisor) == os.getppid():
         os.kill(int(supervisor), signal.SIGHUP)
-        result["workers"] = "rolling restart of all workers started"
+        result["workers"] = "every worker is reloading in place"
     return result
 
 

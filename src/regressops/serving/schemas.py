@@ -120,7 +120,7 @@ class ReloadResult(BaseModel):
     trigger: str
     at: str
     workers: str | None = Field(
-        None, description="with several workers: the rolling restart that follows"
+        None, description="with several workers: the in-place reload every worker then does"
     )
 
 

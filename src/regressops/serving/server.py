@@ -6,9 +6,11 @@ beyond loopback without API keys, and then:
 
 - with one worker, runs the app in this process; SIGHUP reloads the model in place;
 - with several, hands the settings to the workers through ``REGRESSOPS_*`` environment
-  variables, shares metrics through a fresh ``PROMETHEUS_MULTIPROC_DIR``, and lets uvicorn's
-  supervisor turn SIGHUP into a rolling restart (each new worker loads the model and becomes
-  ready before an old one stops; a worker that cannot load keeps the old ones serving).
+  variables, shares metrics through a fresh ``PROMETHEUS_MULTIPROC_DIR``, and runs uvicorn's
+  supervisor with one change: SIGHUP is forwarded to every worker, which reloads its model in
+  place (atomic swap, requests in flight finish on the old model, a failed load keeps the old
+  one). uvicorn's own SIGHUP handling restarts the worker processes instead, and a request sent
+  on a keep-alive connection just as its worker closes it is lost; forwarding avoids that.
 
 SIGTERM stops gracefully: requests in flight finish, then every worker flushes its prediction
 log before exiting.
@@ -16,6 +18,7 @@ log before exiting.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -119,8 +122,13 @@ def serve(
     saved = {k: os.environ.get(k) for k in overrides}
     os.environ.update(overrides)
     try:
-        uvicorn.run(
-            "regressops.serving.app:app_from_settings", factory=True, workers=workers, **options
+        _run_workers(
+            uvicorn.Config(
+                "regressops.serving.app:app_from_settings",
+                factory=True,
+                workers=workers,
+                **options,
+            )
         )
     finally:
         for key, value in saved.items():
@@ -130,3 +138,20 @@ def serve(
                 os.environ[key] = value
         if own_metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_workers(config: Any) -> None:
+    """Run uvicorn's multi-process supervisor with SIGHUP forwarded to the workers."""
+    import signal
+
+    from uvicorn.supervisors import Multiprocess
+
+    class ForwardingSupervisor(Multiprocess):
+        def handle_hup(self) -> None:
+            logger.info("SIGHUP: every worker reloads its model in place")
+            for process in self.processes:
+                if process.pid is not None and process.process.is_alive():
+                    os.kill(process.pid, signal.SIGHUP)
+
+    with contextlib.suppress(KeyboardInterrupt):  # an interactive Ctrl-C ends quietly
+        ForwardingSupervisor(config, sockets=[config.bind_socket()]).run()
