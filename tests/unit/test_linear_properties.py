@@ -6,6 +6,7 @@ import itertools
 from random import Random
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -78,6 +79,24 @@ def test_partial_fit_over_any_chunking_equals_fit(
         streamed.partial_fit(
             X[start:stop], y[start:stop], sample_weight=None if w is None else w[start:stop]
         )
+    np.testing.assert_allclose(
+        streamed.predict(X), full.predict(X), rtol=1e-10, atol=1e-10 * np.abs(y).max()
+    )
+
+
+@pytest.mark.parametrize("first", [1, 2])
+def test_a_tiny_first_chunk_does_not_change_the_streamed_fit(first: int) -> None:
+    # A first chunk of one or two nearly equal rows has a spread at rounding level; it once set
+    # the stream's working scale and made a full-rank design look rank-deficient.
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((40, 5)) * [1e4, 1, 1e-3, 10, 1] + [1e3, 0, 800, 0, -50]
+    X[1, 0] = X[0, 0] + 2e-11
+    y = X @ [0.01, 1, 2e3, -0.5, 3] + rng.standard_normal(40)
+    w = rng.uniform(0.5, 2.0, 40)
+    full = LinearRegressor().fit(X, y, sample_weight=w)
+    streamed = LinearRegressor()
+    streamed.partial_fit(X[:first], y[:first], sample_weight=w[:first])
+    streamed.partial_fit(X[first:], y[first:], sample_weight=w[first:])
     np.testing.assert_allclose(
         streamed.predict(X), full.predict(X), rtol=1e-10, atol=1e-10 * np.abs(y).max()
     )

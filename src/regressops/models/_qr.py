@@ -99,6 +99,9 @@ class QRFactor:
         Xs, ws = X[::step], None if w is None else w[::step]
         if len(Xs) and (ws is None or ws.sum() > 0):
             spread = np.sqrt(np.average((Xs - shift) ** 2, axis=0, weights=ws))
+            # a spread at the rounding level of the values (one row, a constant column) is
+            # noise, not a scale: it would blow the column up by up to 1/eps
+            spread[spread <= 16 * _EPS * np.abs(Xs).max(axis=0)] = 0.0
         else:
             spread = np.ones(d)
         return cls(shift, power_of_two_scale(spread), y_shift, fit_intercept)
@@ -248,10 +251,13 @@ class QRFactor:
         """Solve in working coordinates.
 
         The numerical rank is judged on the singular values of the features' block of ``R``
-        (the centred, scaled features: the column of ones is eliminated first), relative to
-        :func:`rank_rtol`. A rank-deficient design (duplicate or constant columns, one-hot
-        groups beside an intercept, fewer rows than columns) gets the minimum-norm solution
-        in the caller's units, as :class:`sklearn.linear_model.LinearRegression` does.
+        (the centred features: the column of ones is eliminated first), relative to
+        :func:`rank_rtol`, with each column divided by the norm it entered the factor with
+        (its rounding level), so the decision does not depend on the working scale, which a
+        stream takes from its first chunk and ``fit`` from all rows. A rank-deficient design
+        (duplicate or constant columns, one-hot groups beside an intercept, fewer rows than
+        columns) gets the minimum-norm solution in the caller's units, as
+        :class:`sklearn.linear_model.LinearRegression` does.
 
         Returns
         -------
@@ -267,12 +273,14 @@ class QRFactor:
         R11, r12 = R[:-1, :-1], R[:-1, -1]
         first = int(self.fit_intercept)
         Rf = R11[first:, first:]
-        sv = svdvals(Rf, check_finite=False) if Rf.size else np.zeros(0)
+        norms = np.linalg.norm(R11[:, first:], axis=0)
+        norms[~(norms > 0)] = 1.0
+        sv = svdvals(Rf / norms, check_finite=False) if Rf.size else np.zeros(0)
         cutoff = sv.max(initial=0.0) * rank_rtol(self.n_features, self.n_samples_seen)
         ones_ok = not first or abs(R11[0, 0]) > 0
         if ones_ok and sv.size and sv.min() > cutoff:
             return solve_triangular(R11, r12, check_finite=False), R, True
-        zf = _min_norm(Rf, r12[first:], self.scale, cutoff)
+        zf = _min_norm(Rf / norms, r12[first:], self.scale * norms, cutoff) / norms
         if not first:
             return zf, R, False
         z0 = (r12[0] - R11[0, 1:] @ zf) / R11[0, 0] if ones_ok else 0.0
@@ -405,7 +413,7 @@ def rank_rtol(n_features: int, n_rows: int) -> float:
 def _min_norm(Rf: FloatArray, rhs: FloatArray, scale: FloatArray, cutoff: float) -> FloatArray:
     """Least-squares ``z`` of ``Rf z = rhs`` whose coefficients ``z / scale`` have least norm.
 
-    Singular values at or below ``cutoff`` count as zero. The SVD of the small triangular
+    Singular values at or below ``cutoff`` (absolute) count as zero. The SVD of the small triangular
     factor gives one solution and the null space; the component along the null space that
     minimises the norm in the caller's units (not the scaled ones) is then removed.
     """
