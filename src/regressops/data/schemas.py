@@ -16,6 +16,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from regressops.datasets import DATASETS
 from regressops.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -207,16 +208,29 @@ def _floats(names: list[str], low: float, high: float) -> tuple[ColumnRule, ...]
     return tuple(ColumnRule(n, "float", min=low, max=high) for n in names)
 
 
-_DIABETES_FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 _REGIONS = ("northeast", "northwest", "southeast", "southwest")
 
+
+def _builtin(name: str, columns: tuple[ColumnRule, ...], *, min_rows: int) -> DatasetContract:
+    """A built-in dataset's contract; name, target, features and categoricals come from
+    :data:`regressops.datasets.DATASETS`, so the two cannot disagree."""
+    info = DATASETS[name]
+    return DatasetContract(
+        name=info.name,
+        target=info.target,
+        features=info.features,
+        categorical=info.categorical,
+        columns=columns,
+        key="id",
+        min_rows=min_rows,
+        builtin=True,
+    )
+
+
 BUILTIN_CONTRACTS: dict[str, DatasetContract] = {
-    "insurance": DatasetContract(
-        name="insurance",
-        target="charges",
-        features=("age", "sex", "bmi", "children", "smoker", "region"),
-        categorical=("sex", "smoker", "region"),
-        columns=(
+    "insurance": _builtin(
+        "insurance",
+        (
             ColumnRule("id", "int", unique=True),
             ColumnRule("age", "int", min=18, max=100),
             ColumnRule("sex", "str", allowed=("female", "male")),
@@ -226,39 +240,20 @@ BUILTIN_CONTRACTS: dict[str, DatasetContract] = {
             ColumnRule("region", "str", allowed=_REGIONS),
             ColumnRule("charges", "float", min=0, max=1_000_000),
         ),
-        key="id",
         min_rows=100,
-        builtin=True,
     ),
-    "diabetes": DatasetContract(
-        name="diabetes",
-        target="target",
-        features=tuple(_DIABETES_FEATURES),
-        categorical=(),
-        columns=(
+    "diabetes": _builtin(
+        "diabetes",
+        (
             ColumnRule("id", "int", unique=True),
-            *_floats(_DIABETES_FEATURES, -1.0, 1.0),
+            *_floats(list(DATASETS["diabetes"].features), -1.0, 1.0),
             ColumnRule("target", "float", min=0, max=1000),
         ),
-        key="id",
         min_rows=100,
-        builtin=True,
     ),
-    "california": DatasetContract(
-        name="california",
-        target="MedHouseVal",
-        features=(
-            "MedInc",
-            "HouseAge",
-            "AveRooms",
-            "AveBedrms",
-            "Population",
-            "AveOccup",
-            "Latitude",
-            "Longitude",
-        ),
-        categorical=(),
-        columns=(
+    "california": _builtin(
+        "california",
+        (
             ColumnRule("id", "int", unique=True),
             ColumnRule("MedInc", "float", min=0, max=20),
             ColumnRule("HouseAge", "float", min=0, max=100),
@@ -270,8 +265,6 @@ BUILTIN_CONTRACTS: dict[str, DatasetContract] = {
             ColumnRule("Longitude", "float", min=-125, max=-114),
             ColumnRule("MedHouseVal", "float", min=0, max=10),
         ),
-        key="id",
         min_rows=1000,
-        builtin=True,
     ),
 }
