@@ -366,6 +366,43 @@ def serve(
     )
 
 
+@app.command()
+def predictions(
+    prediction_log: Annotated[
+        str | None,
+        typer.Option(help="JSON-lines path or SQLAlchemy URL (default: the server's default)."),
+    ] = None,
+    last: Annotated[int, typer.Option(min=1, help="How many of the newest rows to show.")] = 10,
+    json_output: JsonOpt = False,
+) -> None:
+    """Show the newest rows of the prediction log a server wrote, one row per prediction."""
+    from rich.table import Table
+
+    from regressops.config import get_settings
+    from regressops.serving.log_reader import last_log_rows
+
+    settings = get_settings()
+    target = prediction_log if prediction_log is not None else settings.serve.prediction_log
+    rows, total = _run(last_log_rows, target, settings.home, last)
+    if json_output:
+        _print_json({"total_rows": total, "rows": rows})
+        return
+    table = Table(title=f"last {len(rows)} of {total:,} logged predictions")
+    for col in ("ts", "request id", "endpoint", "model", "row", "prediction", "ms"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r["ts"],
+            r["request_id"],
+            r["endpoint"],
+            f"{r['model_name']} v{r['model_version']}",
+            str(r["row"]),
+            f"{r['prediction']:.6g}",
+            f"{r['latency_ms']:.3g}",
+        )
+    _out().print(table)
+
+
 def _mount_registry_commands() -> None:
     from regressops.cli_registry import models_app, tune
 

@@ -48,6 +48,7 @@ class ServeSettings(BaseModel):
     max_rows: int = Field(100_000, ge=1)
     cors_origins: list[str] = Field(default_factory=list)
     prediction_log: str | None = None
+    log_max_pending_rows: int = Field(1_000_000, ge=1)
     reload_poll_seconds: float = Field(0.0, ge=0)
 
 

@@ -266,3 +266,33 @@ def test_help_is_fast_and_light(script_env: dict[str, str], tmp_path: Path) -> N
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_predictions_shows_the_newest_logged_rows(home: Path) -> None:
+    import time
+
+    import numpy as np
+
+    from regressops.serving.prediction_log import JsonLinesSink, LogBatch
+
+    features = np.arange(8.0).reshape(4, 2)
+    sink = JsonLinesSink(home / "predictions.jsonl")  # where `serve` logs by default
+    ts, names = time.time(), ["a", "b"]
+    sink.write(
+        [
+            LogBatch(ts, "first", "/batch", "m", "3", names, features, np.ones(4), 2.5),
+            LogBatch(ts, "second", "/stream", "m", "3", names, features[:1], np.zeros(1), 1.0),
+        ]
+    )
+    sink.close()
+    code, out, err = invoke("predictions", "--last", "2", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["total_rows"] == 5
+    assert [(r["request_id"], r["row"]) for r in doc["rows"]] == [("first", 3), ("second", 0)]
+    assert doc["rows"][0]["features"] == {"a": 6.0, "b": 7.0} and doc["rows"][0]["prediction"] == 1
+    code, out, err = invoke("predictions")
+    assert code == 0 and "last 5 of 5 logged predictions" in out and "second" in out
+    code, _, err = invoke("predictions", "--prediction-log", str(home / "nope.jsonl"))
+    assert_one_error_line(code, err, 2)
+    assert "cannot read prediction log" in err

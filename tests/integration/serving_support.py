@@ -182,43 +182,64 @@ class ServerProcess:
 def requests_then_sigterm(
     server: ServerProcess, *, n: int, rows: int, row: list[float]
 ) -> list[tuple[int, str]]:
-    """Send ``n`` concurrent ``/batch`` requests of ``rows`` rows, SIGTERM the server as soon as
-    the first is answered (the rest are still in flight), and return ``(status, request_id)``
-    of every request."""
+    """Hold ``n`` ``/batch`` requests of ``rows`` rows in flight, SIGTERM the server, then let
+    them finish; return ``(status, request_id)`` of every request.
+
+    Each request is sent on its own connection with only half of its body, so the server has
+    started all ``n`` (its in-flight gauge says so) and none can finish before the signal. The
+    other halves go out once the graceful shutdown is under way.
+    """
     import json
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
+    import socket
 
     body = json.dumps({"data": [row] * rows}).encode()
-    clients = [httpx.Client(base_url=server.url, timeout=30.0) for _ in range(n)]
-    for c in clients:  # connect first, so every request is sent before the signal
-        c.get("/healthz")
-    barrier = threading.Barrier(n)
-    first = threading.Event()
-
-    def one(i: int) -> tuple[int, str]:
-        rid = f"req-{i}"
-        barrier.wait()
-        try:
-            r = clients[i].post(
-                "/batch",
-                content=body,
-                headers={"Content-Type": "application/json", "X-Request-ID": rid},
-            )
-            status = r.status_code
-        except httpx.HTTPError:
-            status = -1
-        first.set()
-        return status, rid
-
+    half = len(body) // 2
+    socks: list[socket.socket] = []
     try:
-        with ThreadPoolExecutor(n) as pool:
-            futures = [pool.submit(one, i) for i in range(n)]
-            first.wait(30)
-            server.signal(signal.SIGTERM)
-            results = [f.result() for f in futures]
+        for i in range(n):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+            socks.append(sock)
+            head = (
+                "POST /batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nX-Request-ID: req-{i}\r\n"
+                "Connection: close\r\n\r\n"
+            ).encode()
+            sock.sendall(head + body[:half])
+        _wait_in_flight(server, n + 1)  # the /metrics request counts itself
+        server.signal(signal.SIGTERM)
+        time.sleep(0.3)  # the graceful shutdown has begun with all n in flight
+        for sock in socks:
+            sock.sendall(body[half:])
+        results = [(_status_of(sock), f"req-{i}") for i, sock in enumerate(socks)]
     finally:
-        for c in clients:
-            c.close()
+        for sock in socks:
+            sock.close()
     server.proc.wait(30)
     return results
+
+
+def _wait_in_flight(server: ServerProcess, count: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    seen = -1.0
+    while time.monotonic() < deadline:
+        text = httpx.get(f"{server.url}/metrics", timeout=5).text
+        for line in text.splitlines():
+            if line.startswith("regressops_requests_in_flight"):
+                seen = float(line.split()[-1])
+        if seen >= count:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"the server had {seen} requests in flight, expected {count}")
+
+
+def _status_of(sock: socket.socket) -> int:
+    """The HTTP status of the response on ``sock`` (read to the end); -1 if none came."""
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except OSError:
+        pass
+    if not data.startswith(b"HTTP/1.1 "):
+        return -1
+    return int(data.split(b" ", 2)[1])

@@ -165,6 +165,13 @@ class EdgeMiddleware:
                 return
             endpoint, handler = route
             body = await self._read_body(receive, headers)
+            plog = state.plog
+            if plog is not None and plog.backlogged and not await plog.wait_for_room():
+                raise ApiError(
+                    503,
+                    "prediction_log_backlogged",
+                    "the prediction log sink is not keeping up (or failing); retry shortly",
+                )
             req = HotRequest(
                 body, headers.get(b"content-type", b""), rid, path_params, headers, started
             )

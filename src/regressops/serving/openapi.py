@@ -37,7 +37,7 @@ _STATUS_TEXT = {
     413: "body or batch too large",
     415: "unsupported content type",
     422: "input does not match the model's features",
-    503: "no model loaded",
+    503: "no model loaded, or the prediction log sink is not keeping up",
 }
 
 

@@ -82,7 +82,9 @@ class ServingState:
         self._set_predictor(predictor)
         sink = open_sink(self.log_target, self.settings.home)
         if sink is not None:
-            self.plog = PredictionLogger(sink)
+            self.plog = PredictionLogger(
+                sink, max_pending_rows=self.settings.serve.log_max_pending_rows
+            )
             self.plog.start()
         loop = asyncio.get_running_loop()
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
@@ -211,15 +213,15 @@ class ServingState:
         self.metrics.observe_predictions(endpoint, scored.predictions)
         if self.plog is not None:
             self.plog.log(
-                LogBatch(
-                    ts=time.time(),
-                    request_id=request_id,
-                    endpoint=endpoint,
-                    model_name=predictor.name,
-                    model_version=predictor.version,
-                    names=predictor.names,
-                    features=scored.features,
-                    predictions=scored.predictions,
-                    latency_ms=(time.perf_counter() - started) * 1e3,
+                LogBatch(  # positional: this runs once per request
+                    time.time(),
+                    request_id,
+                    endpoint,
+                    predictor.name,
+                    predictor.version,
+                    predictor.names,
+                    scored.features,
+                    scored.predictions,
+                    (time.perf_counter() - started) * 1e3,
                 )
             )

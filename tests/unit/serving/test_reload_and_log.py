@@ -16,9 +16,11 @@ import sqlalchemy as sa
 from regressops.config import ServeSettings, Settings
 from regressops.errors import ConfigError
 from regressops.serving import loader
+from regressops.serving.log_reader import iter_log_rows, last_log_rows
 from regressops.serving.prediction_log import (
     JsonLinesSink,
     LogBatch,
+    PartialWriteError,
     PredictionLogger,
     SqlSink,
     open_sink,
@@ -95,7 +97,13 @@ def test_every_row_is_logged_as_json_lines(
             "/v2/models/diabetes/infer",
             json={"inputs": [{"name": "x", "shape": [2, 10], "datatype": "FP64", "data": ROW * 2}]},
         )
-    rows = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    assert [(d["request_id"], d["first_row"], d["rows"]) for d in lines[:2]] == [
+        ("one", 0, 1),
+        ("three", 0, 3),
+    ]
+    assert len(lines) == 3  # one line per request; the refused one is not logged
+    rows = list(iter_log_rows(None, tmp_path))
     assert [r["request_id"] for r in rows[:4]] == ["one", "three", "three", "three"]
     assert [r["endpoint"] for r in rows] == ["/stream"] + ["/batch"] * 3 + [
         "/v2/models/{name}/infer"
@@ -135,7 +143,7 @@ def test_categorical_rows_are_logged_with_their_categories(
     log = tmp_path / "custom" / "log.jsonl"
     with client_factory(Settings(home=tmp_path), insurance_bundle[0], prediction_log=str(log)) as c:
         assert c.post("/batch", json={"data": [rec, rec]}).status_code == 200
-    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    rows = list(iter_log_rows(str(log), tmp_path))
     assert len(rows) == 2 and rows[0]["features"] == {**rec, "age": 19.0, "children": 0.0}
 
 
@@ -172,9 +180,10 @@ def test_logger_loses_nothing_and_retries_a_failing_sink(tmp_path: Path) -> None
     plog.flush()  # returns once the writer has tried; failed rows stay queued for a retry
     plog.log(_batch(1))
     plog.close()
-    lines = (tmp_path / "flaky.jsonl").read_text().splitlines()
-    assert len(lines) == 4 * 50 * 3 + 1 == plog.rows_written
+    rows = list(iter_log_rows(str(tmp_path / "flaky.jsonl"), tmp_path))
+    assert len(rows) == 4 * 50 * 3 + 1 == plog.rows_written
     assert plog.pending_rows == 0
+    assert len({(r["request_id"], r["row"]) for r in rows}) == 4 * 3 + 1
 
 
 def test_sql_sink_on_sqlite(tmp_path: Path) -> None:
@@ -227,8 +236,8 @@ def test_loader_references(tmp_path: Path, bundle_factory: Any) -> None:
     assert loader.fingerprint(tmp_path / "m") not in (None, before)
 
 
-@pytest.mark.parametrize("n", [1, 7, 8, 300])
-def test_fast_json_lines_equal_the_row_objects(n: int) -> None:
+@pytest.mark.parametrize(("n", "line_rows"), [(1, 4), (7, 4), (8, 8), (300, 64), (300, 1000)])
+def test_json_lines_read_back_as_the_row_objects(tmp_path: Path, n: int, line_rows: int) -> None:
     rng = np.random.default_rng(n)
     feats = rng.normal(size=(n, 3)) * 10.0 ** rng.integers(-8, 8, size=(n, 3))
     feats[0, 0] = -0.0
@@ -243,4 +252,113 @@ def test_fast_json_lines_equal_the_row_objects(n: int) -> None:
         feats[:, 0] * 2,
         1.23456,
     )
-    assert [json.loads(line) for line in batch.json_lines()] == list(batch.rows())
+    lines = batch.json_lines(line_rows)
+    assert len(lines) == -(-n // line_rows)
+    assert [json.loads(line)["first_row"] for line in lines] == list(range(0, n, line_rows))
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    assert list(iter_log_rows(str(path), tmp_path)) == list(batch.rows())
+
+
+def test_categorical_columns_read_back_as_the_row_objects(tmp_path: Path) -> None:
+    feats = {
+        "age": np.array([19.0, 33.0, 61.0] * 30),
+        "smoker": np.array(["yes", "no", "no"] * 30),
+        "region": ["southwest", 'north"east', "x"] * 30,
+    }
+    batch = LogBatch(time.time(), "r", "/batch", "m", "1", list(feats), feats, np.arange(90.0), 2.0)
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b"\n".join(batch.json_lines(40)) + b"\n")
+    assert list(iter_log_rows(str(path), tmp_path)) == list(batch.rows())
+
+
+def test_a_partial_write_is_retried_without_duplicating_rows(tmp_path: Path) -> None:
+    class HalfBroken:
+        """Writes the first batch it is given, then fails once."""
+
+        def __init__(self) -> None:
+            self.inner = JsonLinesSink(tmp_path / "p.jsonl")
+            self.broken = True
+
+        def write(self, batches: list[LogBatch]) -> int:
+            if self.broken and len(batches) > 1:
+                self.broken = False
+                self.inner.write(batches[:1])
+                raise PartialWriteError(1, OSError("disk full"))
+            return self.inner.write(batches)
+
+        def close(self) -> None:
+            self.inner.close()
+
+    plog = PredictionLogger(HalfBroken(), flush_interval=60)
+    for i in range(3):
+        plog.log(_batch(2, f"b{i}"))
+    plog.start()
+    assert plog.flush() is False and plog.failing  # first write failed after one batch
+    assert plog.pending_rows == 4
+    plog.close()  # retries the rest
+    rows = list(iter_log_rows(str(tmp_path / "p.jsonl"), tmp_path))
+    assert [(r["request_id"], r["row"]) for r in rows] == [
+        (f"b{i}", j) for i in range(3) for j in range(2)
+    ]
+    assert plog.rows_written == 6 and plog.pending_rows == 0
+
+
+def test_backlog_turns_on_past_the_limit_and_a_failing_sink_is_not_waited_for(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    class Down:
+        def write(self, batches: list[LogBatch]) -> int:
+            raise OSError("database down")
+
+        def close(self) -> None:
+            pass
+
+    plog = PredictionLogger(Down(), flush_interval=0.01, max_pending_rows=5)
+    plog.start()
+    plog.log(_batch(3))
+    assert not plog.backlogged
+    plog.log(_batch(3))
+    assert plog.backlogged and plog.pending_rows == 6
+    time.sleep(0.1)
+    assert plog.failing
+    started = time.monotonic()
+    assert asyncio.run(plog.wait_for_room(timeout=10)) is False
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_backlogged_log_holds_requests_until_the_sink_catches_up(
+    tmp_path: Path, diabetes_bundle: Any, client_factory: Any
+) -> None:
+    settings = Settings(home=tmp_path, serve=ServeSettings(log_max_pending_rows=2))
+    with client_factory(settings, diabetes_bundle[0]) as c:
+        plog = c.app.state.serving.plog  # type: ignore[attr-defined]
+        plog.flush_interval = 3600.0  # the writer only runs when something wakes it
+        plog.flush()
+        assert c.post("/batch", json={"data": [ROW] * 3}).status_code == 200
+        assert plog.backlogged
+        r = c.post("/stream", json={"data": ROW})  # waits for room, then is answered
+        assert r.status_code == 200 and plog.pending_rows <= 1
+        plog.sink.write = lambda batches: (_ for _ in ()).throw(OSError("gone"))
+        c.post("/batch", json={"data": [ROW] * 3})
+        plog.flush()
+        r = c.post("/stream", json={"data": ROW})
+        assert r.status_code == 503 and r.json()["reason"] == "prediction_log_backlogged"
+
+
+def test_predictions_reads_the_last_rows_of_a_sql_log(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    sink = open_sink(url, tmp_path)
+    assert sink is not None
+    sink.write([_batch(3, "a"), _batch(2, "b")])
+    sink.close()
+    rows, total = last_log_rows(url, tmp_path, 2)
+    assert total == 5 and [(r["request_id"], r["row"]) for r in rows] == [("b", 0), ("b", 1)]
+    assert rows[0]["features"] == {"a": 0.0, "b": 1.0} and rows[0]["prediction"] == 1.0
+    assert [r["row"] for r in iter_log_rows(url, tmp_path)] == [0, 1, 2, 0, 1]
+    with pytest.raises(ConfigError, match="no prediction_log table"):
+        last_log_rows(f"sqlite:///{tmp_path / 'empty.db'}", tmp_path, 2)
+    with pytest.raises(ConfigError, match="cannot read prediction log"):
+        last_log_rows(str(tmp_path / "missing.jsonl"), tmp_path, 2)
