@@ -50,6 +50,7 @@ MAX_PENDING_ROWS = 1_000_000  # rows queued beyond this hold new requests until 
 _NUMPY_MIN_ROWS = 64  # below this, Python lists serialise faster than numpy arrays
 _PACE_ROWS = 256  # the writer thread releases the GIL at least this often (SQL rows)
 _LINE_COST_ROWS = 16  # a line's fixed formatting cost, in rows' worth of work
+_RELEASE_STEP = 512  # written batches freed between GIL releases
 _IOV_MAX = 1024  # buffers per writev call (Linux's limit)
 _WRITE_BYTES = 8 << 20  # formatted bytes gathered before they are written out
 
@@ -101,6 +102,30 @@ class LogBatch:
         [values]}``, where ``first_row`` is the index of the slice's first row in its request.
         Numeric columns are serialised by orjson straight from numpy.
         """
+        n = len(self)
+        feats = self.features
+        if (
+            n <= min(line_rows, _NUMPY_MIN_ROWS)
+            and isinstance(feats, np.ndarray)
+            and feats.dtype.kind in "fiu"
+        ):
+            # the common single-record request: one dict, one orjson call
+            return [
+                orjson.dumps(
+                    {
+                        "ts": _iso(self.ts),
+                        "request_id": self.request_id,
+                        "endpoint": self.endpoint,
+                        "model_name": self.model_name,
+                        "model_version": self.model_version,
+                        "latency_ms": round(self.latency_ms, 3),
+                        "first_row": 0,
+                        "rows": n,
+                        "features": dict(zip(self.names, feats.T.tolist(), strict=True)),
+                        "predictions": self.predictions.tolist(),
+                    }
+                )
+            ]
         head = {
             "ts": _iso(self.ts),
             "request_id": self.request_id,
@@ -109,7 +134,6 @@ class LogBatch:
             "model_version": self.model_version,
             "latency_ms": round(self.latency_ms, 3),
         }
-        n = len(self)
         matrix = self.features if isinstance(self.features, np.ndarray) else None
         if matrix is not None and matrix.dtype.kind not in "fiu":
             matrix = None
@@ -457,7 +481,8 @@ class PredictionLogger:
                 w.set()
 
     def _write(self, batches: list[LogBatch]) -> None:
-        batches = self._failed + batches
+        """Hand ``batches`` (after any earlier failed ones) to the sink; empties the list."""
+        batches[:0] = self._failed
         if not batches:
             return
         try:
@@ -476,3 +501,7 @@ class PredictionLogger:
             return
         self._failed = []
         self.rows_written += n
+        # Freeing thousands of requests' arrays at once would hold the GIL for milliseconds.
+        while batches:
+            del batches[-_RELEASE_STEP:]
+            time.sleep(0)
