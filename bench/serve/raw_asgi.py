@@ -39,12 +39,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         return
-    body = b""
+    chunks = []
     more = True
     while more:
         msg = await receive()
-        body += msg.get("body", b"")
+        chunks.append(msg.get("body", b""))
         more = msg.get("more_body", False)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     data = orjson.loads(body)["data"]
     X = np.asarray(data, dtype=np.float64)
     if scope["path"] == "/stream":

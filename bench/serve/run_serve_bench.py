@@ -151,8 +151,8 @@ def build_models(tmp: Path, with_mlflow: bool) -> tuple[Path, list[str], np.ndar
     """Our bundle (numpy least squares) and, optionally, its scikit-learn twin logged to MLflow."""
     from sklearn.datasets import load_diabetes
 
-    sys.path.insert(0, str(ROOT / "tests" / "integration"))
-    from serving_support import make_bundle
+    sys.path.insert(0, str(ROOT / "tests"))
+    from bundles import make_bundle
 
     bundle_dir = tmp / "diabetes"
     bundle = make_bundle(bundle_dir)
@@ -168,6 +168,8 @@ def build_models(tmp: Path, with_mlflow: bool) -> tuple[Path, list[str], np.ndar
         ours = bundle.predict_matrix(bundle.spec.transform_rows(X[:5]))
         assert np.allclose(twin.predict(X[:5]), ours), "the twin must predict like our model"
         mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
+        # artefacts under tmp too (MLflow's default is ./mlruns in the working directory)
+        mlflow.create_experiment("serve-bench", artifact_location=(tmp / "mlartifacts").as_uri())
         mlflow.set_experiment("serve-bench")
         import pandas as pd
 
@@ -349,11 +351,12 @@ def write_results(
             f"{c8['rps'] / raw['stream_c8']['rps']:.0%} | {c64['rps']:,.0f} | {c64['p99_ms']:.2f} | "
             f"{c64['rps'] / raw['stream_c64']['rps']:.0%} |"
         )
-    lines += ["", "| server | " + " | ".join(f"/batch {n:,} rows/s (vs raw)" for n in sizes)
-              + " | cold start s | RSS MB |", "|---" * (len(sizes) + 3) + "|"]  # fmt: skip
+    lines += ["", "| server | " + " | ".join(f"/batch {n:,} rows/s (vs raw) | p50 / p99 ms" for n in sizes)
+              + " | cold start s | RSS MB |", "|---" * (2 * len(sizes) + 3) + "|"]  # fmt: skip
     for name, r in results.items():
         cells = [
-            f"{r[f'batch{n}']['rows_per_s']:,.0f} ({r[f'batch{n}']['rows_per_s'] / raw[f'batch{n}']['rows_per_s']:.0%})"
+            f"{r[f'batch{n}']['rows_per_s']:,.0f} ({r[f'batch{n}']['rows_per_s'] / raw[f'batch{n}']['rows_per_s']:.0%}) | "
+            f"{r[f'batch{n}']['p50_ms']:.1f} / {r[f'batch{n}']['p99_ms']:.1f}"
             for n in sizes
         ]
         lines.append(

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from serving_support import ServerProcess, make_bundle, requests_then_sigterm
+from serving_support import ServerProcess, requests_then_sigterm
 
+from bundles import make_bundle
 from regressops.serving.log_reader import iter_log_rows
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

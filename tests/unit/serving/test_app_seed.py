@@ -142,7 +142,7 @@ def test_model_check(client: TestClient, diabetes_bundle: tuple[Path, ModelBundl
     assert body["status"] == "ready" and body["name"] == "diabetes" and body["version"] == "1"
     assert [f["name"] for f in body["features"]] == diabetes_bundle[1].spec.names
     assert body["features"][0]["type"] == "numeric"
-    assert body["metrics"] == {"r2": 0.5}
+    assert body["metrics"] == diabetes_bundle[1].metrics and 0.5 < body["metrics"]["r2"] < 0.53
     assert body["lineage"]["source"] == "builtin:diabetes"
     assert body["trained_at"].startswith("2025-01-01")
 
