@@ -185,6 +185,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 s runs, no MLflow, no 100k batch")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument(
+        "--log-breakdown",
+        action="store_true",
+        help="add a server logging to /dev/null: the log's formatting cost without its disk writes",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
@@ -234,6 +239,10 @@ def main() -> None:
         Server("ours-nolog", [str(BIN / "regressops"), "serve", "--model", str(bundle_dir), "--port", "{port}",
                               "--prediction-log", "off"], ours_env, "/readyz"),
     ]  # fmt: skip
+    if args.log_breakdown:
+        servers.append(Server("ours+log>null", [str(BIN / "regressops"), "serve", "--model", str(bundle_dir),
+                                               "--port", "{port}", "--prediction-log", "/dev/null"],
+                              ours_env, "/readyz"))  # fmt: skip
     if model_uri:
         servers.append(
             Server("mlflow", [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
@@ -334,7 +343,7 @@ def write_results(
         "",
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} cores "
         f"{_cpu()}, shared with other work (noisy); Python {platform.python_version()}",
-        f"- command: `.venv/bin/python bench/serve/run_serve_bench.py{' --quick' if args.quick else ''}` "
+        f"- command: `.venv/bin/python bench/serve/run_serve_bench.py{_flags(args)}` "
         f"— wrk -t1, {args.runs} runs per cell, median; one uvicorn worker (uvloop, httptools) "
         "per server; all servers up at once, runs alternating between them; OMP_NUM_THREADS=1",
         "- raw = bare ASGI app under the same uvicorn (orjson parse + same dot product): the ceiling; "
@@ -373,6 +382,13 @@ def write_results(
     else:
         text = text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
     RESULTS.write_text(text)
+
+
+def _flags(args: argparse.Namespace) -> str:
+    flags = " --quick" if args.quick else ""
+    flags += f" --runs {args.runs}" if args.runs != 3 else ""
+    flags += f" --seconds {args.seconds}" if args.seconds != 5 and not args.quick else ""
+    return flags + (" --log-breakdown" if args.log_breakdown else "")
 
 
 def _cpu() -> str:
