@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
@@ -49,6 +49,8 @@ class ServeSettings(BaseModel):
     cors_origins: list[str] = Field(default_factory=list)
     prediction_log: str | None = None
     log_max_pending_rows: int = Field(1_000_000, ge=1)
+    # "process": a JSON-lines log writes requests of 64+ rows from a child process
+    log_writer: Literal["process", "thread"] = "process"
     reload_poll_seconds: float = Field(0.0, ge=0)
 
 

@@ -198,12 +198,48 @@ def _tolist(values: Any) -> list[Any]:
     return values.tolist() if isinstance(values, np.ndarray) else list(values)
 
 
-class PartialWriteError(Exception):
-    """A sink failed after writing the first ``done`` batches it was given in full."""
+def writev_all(fd: int, buffers: list[Any]) -> None:
+    """Write every buffer to ``fd`` in order with ``writev``, resuming after short writes."""
+    while buffers:
+        head = buffers[:_IOV_MAX]
+        written = os.writev(fd, head)
+        # a short write (a signal, a full disk, a full pipe) resumes after the last byte written
+        for i, buf in enumerate(head):
+            size = memoryview(buf).nbytes
+            if written < size:
+                buffers = [memoryview(buf)[written:], *buffers[i + 1 :]]
+                break
+            written -= size
+        else:
+            buffers = buffers[len(head) :]
 
-    def __init__(self, done: int, cause: BaseException) -> None:
-        super().__init__(f"{done} batches written before {cause.__class__.__name__}: {cause}")
-        self.done = done
+
+def is_sql_url(target: str | None) -> bool:
+    """True when ``target`` is a SQLAlchemy URL (the log goes to a table)."""
+    return target is not None and _SQL_URL.match(target) is not None
+
+
+def is_off(target: str | None) -> bool:
+    """True when ``target`` turns the prediction log off."""
+    return target is not None and target.strip().lower() in _OFF
+
+
+class PartialWriteError(Exception):
+    """A sink wrote some of the batches it was given; ``remaining`` were not written.
+
+    Parameters
+    ----------
+    remaining : list of LogBatch
+        The batches not written (in order); the others were written in full.
+    cause : BaseException
+        What went wrong.
+    """
+
+    def __init__(self, remaining: list[LogBatch], cause: BaseException) -> None:
+        super().__init__(
+            f"{len(remaining)} batches not written: {cause.__class__.__name__}: {cause}"
+        )
+        self.remaining = remaining
         self.cause = cause
 
 
@@ -238,7 +274,7 @@ class JsonLinesSink:
         Raises
         ------
         PartialWriteError
-            Writing failed after the first ``done`` batches were appended in full.
+            Writing failed after the first batches were appended in full.
         """
         done = rows = size = work = 0
         lines: list[bytes] = []
@@ -257,25 +293,15 @@ class JsonLinesSink:
                     done, lines, size = i + 1, [], 0
             self._append(lines)
         except OSError as exc:
-            raise PartialWriteError(done, exc) from exc
+            raise PartialWriteError(batches[done:], exc) from exc
         return rows
 
     def _append(self, lines: list[bytes]) -> None:
         """Write ``lines`` with ``writev`` (no joined copy; the GIL is released meanwhile)."""
-        buffers: list[bytes | memoryview] = []
+        buffers: list[bytes] = []
         for line in lines:
             buffers += (line, b"\n")
-        while buffers:
-            head = buffers[:_IOV_MAX]
-            written = os.writev(self._fd, head)
-            # a short write (a signal, a full disk) resumes after the last byte written
-            for i, buf in enumerate(head):
-                if written < len(buf):
-                    buffers = [memoryview(buf)[written:], *buffers[i + 1 :]]
-                    break
-                written -= len(buf)
-            else:
-                buffers = buffers[len(head) :]
+        writev_all(self._fd, buffers)
 
     def close(self) -> None:
         """Close the file."""
@@ -348,7 +374,7 @@ def open_sink(target: str | None, home: Path) -> PredictionSink | None:
     """
     if target is None:
         return JsonLinesSink(home / "predictions.jsonl")
-    if target.strip().lower() in _OFF:
+    if is_off(target):
         return None
     if _SQL_URL.match(target):
         return SqlSink(target)
@@ -488,9 +514,8 @@ class PredictionLogger:
         try:
             n = self.sink.write(batches)
         except PartialWriteError as exc:
-            done = batches[: exc.done]
-            self.rows_written += sum(len(b) for b in done)
-            self._failed = batches[exc.done :]
+            self._failed = list(exc.remaining)
+            self.rows_written += sum(len(b) for b in batches) - sum(len(b) for b in self._failed)
             logger.warning(
                 "prediction log write failed (%s); will retry", exc.cause.__class__.__name__
             )

@@ -24,8 +24,16 @@ import anyio
 from regressops.config import Settings
 from regressops.errors import ConfigError, RegressopsError
 from regressops.serving import loader
+from regressops.serving.log_process import HybridSink
 from regressops.serving.metrics import ServingMetrics, mark_process_dead
-from regressops.serving.prediction_log import LogBatch, PredictionLogger, open_sink
+from regressops.serving.prediction_log import (
+    LogBatch,
+    PredictionLogger,
+    PredictionSink,
+    is_off,
+    is_sql_url,
+    open_sink,
+)
 from regressops.serving.predictor import Predictor, Scored
 from regressops.serving.problems import ApiError
 from regressops.serving.security import ApiKeyGuard
@@ -80,7 +88,13 @@ class ServingState:
         """Load the model, open the prediction log, install SIGHUP and reload polling."""
         predictor = await anyio.to_thread.run_sync(self._load)
         self._set_predictor(predictor)
-        sink = open_sink(self.log_target, self.settings.home)
+        sink: PredictionSink | None = None
+        if is_off(self.log_target):
+            pass
+        elif self.settings.serve.log_writer == "process" and not is_sql_url(self.log_target):
+            sink = await anyio.to_thread.run_sync(HybridSink, self.log_target, self.settings.home)
+        else:
+            sink = open_sink(self.log_target, self.settings.home)
         if sink is not None:
             self.plog = PredictionLogger(
                 sink, max_pending_rows=self.settings.serve.log_max_pending_rows

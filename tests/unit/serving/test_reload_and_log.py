@@ -284,7 +284,7 @@ def test_a_partial_write_is_retried_without_duplicating_rows(tmp_path: Path) -> 
             if self.broken and len(batches) > 1:
                 self.broken = False
                 self.inner.write(batches[:1])
-                raise PartialWriteError(1, OSError("disk full"))
+                raise PartialWriteError(batches[1:], OSError("disk full"))
             return self.inner.write(batches)
 
         def close(self) -> None:
