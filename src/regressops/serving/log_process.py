@@ -171,7 +171,7 @@ class HybridSink:
         self.min_rows = min_rows
         try:
             self.large = ProcessSink(target, home)
-        except ConfigError:
+        except (ConfigError, OSError):
             self.small.close()
             raise
 

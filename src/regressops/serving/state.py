@@ -92,7 +92,13 @@ class ServingState:
         if is_off(self.log_target):
             pass
         elif self.settings.serve.log_writer == "process" and not is_sql_url(self.log_target):
-            sink = await anyio.to_thread.run_sync(HybridSink, self.log_target, self.settings.home)
+            try:
+                sink = await anyio.to_thread.run_sync(
+                    HybridSink, self.log_target, self.settings.home
+                )
+            except OSError as exc:  # no process can be started here: log from the thread
+                logger.warning("no prediction log writer process (%s); using a thread", exc)
+                sink = open_sink(self.log_target, self.settings.home)
         else:
             sink = open_sink(self.log_target, self.settings.home)
         if sink is not None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -125,3 +126,19 @@ def test_hybrid_sends_large_requests_to_the_child_and_keeps_small_ones(tmp_path:
     sink.small.close()
     ids = {r["request_id"] for r in _rows(path)}
     assert ids == {"small", "large", "cat", "s2"}
+
+
+def test_without_a_writer_process_the_server_logs_from_its_thread(
+    tmp_path: Path, diabetes_bundle: Any, client_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from regressops.config import Settings
+    from regressops.serving import log_process
+
+    def no_processes(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("fork refused")
+
+    monkeypatch.setattr(log_process.subprocess, "Popen", no_processes)
+    row = [0.03] * 10
+    with client_factory(Settings(home=tmp_path), diabetes_bundle[0]) as c:
+        assert c.post("/batch", json={"data": [row] * 100}).status_code == 200
+    assert len(_rows(tmp_path / "predictions.jsonl")) == 100
