@@ -387,15 +387,20 @@ def predictions(
     if json_output:
         _print_json({"total_rows": total, "rows": rows})
         return
-    table = Table(title=f"last {len(rows)} of {total:,} logged predictions")
-    for col in ("ts", "request id", "endpoint", "model", "row", "prediction", "ms"):
-        table.add_column(col, overflow="fold")
+    table = Table(title=f"last {len(rows)} of {total:,} logged predictions (oldest first)")
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("request id", no_wrap=True, overflow="ellipsis", max_width=12)
+    for col in ("endpoint", "model", "version"):
+        table.add_column(col, no_wrap=True, overflow="ellipsis")
+    for col in ("row", "prediction", "ms"):
+        table.add_column(col, justify="right", no_wrap=True)
     for r in rows:
         table.add_row(
-            r["ts"],
+            r["ts"][:19].replace("T", " "),
             r["request_id"],
             r["endpoint"],
-            f"{r['model_name']} v{r['model_version']}",
+            r["model_name"],
+            r["model_version"],
             str(r["row"]),
             f"{r['prediction']:.6g}",
             f"{r['latency_ms']:.3g}",

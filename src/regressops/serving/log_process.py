@@ -188,7 +188,7 @@ class HybridSink:
         remaining: list[LogBatch] = []
         cause: BaseException | None = None
         rows = 0
-        for sink, part in ((self.large, large), (self.small, small)):
+        for sink, part in ((self.small, small), (self.large, large)):
             if not part:
                 continue
             try:
