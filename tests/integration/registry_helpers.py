@@ -89,3 +89,43 @@ def write_promoter(path: Path) -> Path:
         "    sys.exit(e.exit_code)\n"
     )
     return path
+
+
+def race_promotions(
+    env: dict[str, Any], tmp_path: Path, name: str = "race"
+) -> tuple[list[str], list[int], list[tuple[str, str]]]:
+    """Register three equally good versions of ``name`` (the first @champion), then let two
+    processes promote the other two at the same instant.
+
+    ``env`` holds ``settings``, ``uri``, ``client`` and ``home`` of a tracking store. Returns
+    the versions, the two processes' exit codes and their (stdout, stderr).
+    """
+    import subprocess
+    import sys
+    import time
+
+    from regressops.registry import lifecycle
+
+    settings, uri, client = env["settings"], env["uri"], env["client"]
+    versions = []
+    for _ in range(3):  # equally good: each passes "beats_champion" on a tie
+        run, _, _ = train_and_log(settings, uri, name=name)
+        versions.append(
+            lifecycle.register_version(
+                client, uri, name, model_uri=run.model_uri, run_id=run.run_id, model_id=run.model_id
+            )
+        )
+    lifecycle.promote(client, uri, name, versions[0], force=True, why="base")
+    script = write_promoter(tmp_path / "promote.py")
+    start = time.time() + 6.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(env["home"]), uri, name, v, str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for v in versions[1:]
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    return versions, [p.returncode for p in procs], outs

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from registry_helpers import diabetes_split, free_port, train_and_log, write_promoter
+from registry_helpers import diabetes_split, free_port, race_promotions, train_and_log
 
 from regressops.config import GateSettings, Settings
 from regressops.models.bundle import load_bundle
@@ -201,30 +201,9 @@ def test_mlflow_models_serve_answers_like_our_bundle(
 def test_lifecycle_and_concurrent_promotions_via_lease(
     server: dict[str, Any], tmp_path: Path
 ) -> None:
-    settings, uri, client = server["settings"], server["uri"], server["client"]
-    name = "race"
-    versions = []
-    for _ in range(3):
-        run, _, _ = train_and_log(settings, uri, name=name)
-        versions.append(
-            lifecycle.register_version(
-                client, uri, name, model_uri=run.model_uri, run_id=run.run_id, model_id=run.model_id
-            )
-        )
-    lifecycle.promote(client, uri, name, versions[0], force=True, why="base")
-    script = write_promoter(tmp_path / "promote.py")
-    start = time.time() + 6.0
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(server["home"]), uri, name, v, str(start)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for v in versions[1:]
-    ]
-    outs = [p.communicate(timeout=120) for p in procs]
-    codes = sorted(p.returncode for p in procs)
+    uri, client, name = server["uri"], server["client"], "race"
+    versions, exit_codes, outs = race_promotions(server, tmp_path, name)
+    codes = sorted(exit_codes)
     model = client.get_registered_model(name)
     assert "regressops.lock" not in model.tags  # the lease was released
     final = str(model.aliases["champion"])
@@ -233,7 +212,7 @@ def test_lifecycle_and_concurrent_promotions_via_lease(
         # The lease is timing-based: a taker stalled longer than its settle time (a loaded
         # machine) may race; then the compare-and-set refuses one with a clear error, and the
         # registry is still consistent: one promotion, recorded once.
-        loser = next(o for p, o in zip(procs, outs, strict=True) if p.returncode == 6)
+        loser = next(o for c, o in zip(exit_codes, outs, strict=True) if c == 6)
         assert "ERR concurrent_change" in loser[0], outs
         assert client.get_model_version(name, final).tags["regressops.replaced"] == versions[0]
         assert client.get_model_version(name, other).tags["regressops.status"] == "candidate"

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from registry_helpers import diabetes_split, train_and_log, write_promoter
+from registry_helpers import diabetes_split, race_promotions, train_and_log
 
 from regressops.config import GateSettings, Settings
 from regressops.errors import ConfigError, GateFailed, RegistryError
@@ -178,30 +175,9 @@ def test_unknown_names_versions_aliases(
 def test_concurrent_promotions_from_two_processes_serialise(
     store: dict[str, Any], tmp_path: Path
 ) -> None:
-    settings, uri, client = store["settings"], store["uri"], store["client"]
-    name = "race"
-    versions = []
-    for _ in range(3):  # three equally good versions: each passes "beats_champion" on a tie
-        run, _, _ = train_and_log(settings, uri, name=name)
-        versions.append(
-            lifecycle.register_version(
-                client, uri, name, model_uri=run.model_uri, run_id=run.run_id, model_id=run.model_id
-            )
-        )
-    lifecycle.promote(client, uri, name, versions[0], force=True, why="base")
-    script = write_promoter(tmp_path / "promote.py")
-    start = time.time() + 6.0
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(store["home"]), uri, name, v, str(start)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for v in versions[1:]
-    ]
-    outs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
+    uri, client, name = store["uri"], store["client"], "race"
+    versions, exit_codes, outs = race_promotions(store, tmp_path, name)
+    assert exit_codes == [0, 0], outs
     model = client.get_registered_model(name)
     final = str(model.aliases["champion"])
     other = versions[2] if final == versions[1] else versions[1]
