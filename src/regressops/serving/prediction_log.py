@@ -49,7 +49,7 @@ LINE_ROWS = 2_048  # rows per JSON line: bounds how long one orjson call holds t
 MAX_PENDING_ROWS = 1_000_000  # rows queued beyond this hold new requests until the sink catches up
 _NUMPY_MIN_ROWS = 64  # below this, Python lists serialise faster than numpy arrays
 _PACE_ROWS = 256  # the writer thread releases the GIL at least this often (SQL rows)
-_LINE_COST_ROWS = 16  # a line's fixed formatting cost, in rows' worth of work
+_GIL_SLICE = 0.0001  # seconds of formatting between two GIL releases of the writer thread
 _RELEASE_STEP = 512  # written batches freed between GIL releases
 _IOV_MAX = 1024  # buffers per writev call (Linux's limit)
 _WRITE_BYTES = 8 << 20  # formatted bytes gathered before they are written out
@@ -276,7 +276,8 @@ class JsonLinesSink:
         PartialWriteError
             Writing failed after the first batches were appended in full.
         """
-        done = rows = size = work = 0
+        done = rows = size = 0
+        pause_at = time.perf_counter() + _GIL_SLICE
         lines: list[bytes] = []
         try:
             for i, batch in enumerate(batches):
@@ -284,10 +285,9 @@ class JsonLinesSink:
                     lines.append(line)
                     size += len(line)
                 rows += len(batch)
-                work += len(batch) + _LINE_COST_ROWS
-                if work >= LINE_ROWS:  # ~0.5 ms of formatting: let the event loop have the GIL
+                if time.perf_counter() >= pause_at:  # let the event loop have the GIL
                     time.sleep(0)
-                    work = 0
+                    pause_at = time.perf_counter() + _GIL_SLICE
                 if size >= _WRITE_BYTES:  # bounded memory: write as we go
                     self._append(lines)
                     done, lines, size = i + 1, [], 0
