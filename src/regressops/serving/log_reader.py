@@ -82,7 +82,12 @@ def iter_log_rows(target: str | None, home: Path) -> Iterator[dict[str, Any]]:
     if _SQL_URL.match(where):
         yield from _sql_rows(where, last=None)
         return
-    path = Path(where)
+    for doc in _iter_lines(Path(where)):
+        yield from expand_line(doc)
+
+
+def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:
+    """The decoded JSON lines of a log file (a line still being appended ends the file)."""
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -101,21 +106,33 @@ def iter_log_rows(target: str | None, home: Path) -> Iterator[dict[str, Any]]:
                 raise DataError(
                     f"line {number} of {path} is not JSON", reason="bad_log_line"
                 ) from None
-            yield from expand_line(doc)
+            if not isinstance(doc, dict):
+                raise DataError(
+                    f"line {number} of {path} is not a prediction log line", reason="bad_log_line"
+                )
+            yield doc
 
 
 def last_log_rows(target: str | None, home: Path, n: int) -> tuple[list[dict[str, Any]], int]:
     """The last ``n`` logged rows (oldest first) and the number of rows in the whole log."""
     where = log_location(target, home)
     if _SQL_URL.match(where):
-        rows = list(_sql_rows(where, last=n))
-        return rows, _sql_count(where)
-    tail: deque[dict[str, Any]] = deque(maxlen=n)
-    total = 0
-    for row in iter_log_rows(where, home):
-        tail.append(row)
-        total += 1
-    return list(tail), total
+        return list(_sql_rows(where, last=n)), _sql_count(where)
+    # Only the lines that hold the last n rows are expanded into records: a large log is
+    # decoded once, line by line, and counted from each line's "rows".
+    tail: deque[dict[str, Any]] = deque()
+    total = kept = 0
+    for doc in _iter_lines(Path(where)):
+        count = doc.get("rows")
+        if not isinstance(count, int):
+            raise DataError("not a prediction log line (no row count)", reason="bad_log_line")
+        total += count
+        tail.append(doc)
+        kept += count
+        while tail and kept - int(tail[0]["rows"]) >= n:
+            kept -= int(tail.popleft()["rows"])
+    records = [row for doc in tail for row in expand_line(doc)]
+    return records[-n:], total
 
 
 def _engine(url: str) -> Any:

@@ -56,3 +56,31 @@ def test_lines_read_back_as_the_rows(group: list[LogBatch], line_rows: int) -> N
         sink.close()
         expected = [row for batch in group for row in batch.rows()]
         assert list(iter_log_rows(str(path), Path(tmp))) == expected
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 9), min_size=1, max_size=6),
+    last=st.integers(1, 60),
+    line_rows=st.integers(1, 5),
+)
+def test_the_last_rows_are_the_tail_of_all_rows(
+    sizes: list[int], last: int, line_rows: int
+) -> None:
+    from regressops.serving.log_reader import last_log_rows
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "log.jsonl"
+        group = []
+        for i, n in enumerate(sizes):
+            feats = np.arange(n * 2, dtype=float).reshape(n, 2) + i
+            group.append(
+                LogBatch(
+                    time.time(), f"r{i}", "/batch", "m", "1", ["a", "b"], feats, feats[:, 0], 1.0
+                )
+            )
+        path.write_bytes(b"".join(line + b"\n" for b in group for line in b.json_lines(line_rows)))
+        everything = list(iter_log_rows(str(path), Path(tmp)))
+        rows, total = last_log_rows(str(path), Path(tmp), last)
+        assert total == sum(sizes) == len(everything)
+        assert rows == everything[-last:]
