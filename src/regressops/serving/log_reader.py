@@ -103,9 +103,10 @@ def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:
             except orjson.JSONDecodeError:
                 if not line.endswith(b"\n"):  # a writer is appending this very line
                     return
-                raise DataError(
-                    f"line {number} of {path} is not JSON", reason="bad_log_line"
-                ) from None
+                # A writer killed in the middle of a write leaves a torn line that the next
+                # append continues: skip it, loudly, rather than lose the rest of the log.
+                logger.warning("line %d of %s is damaged (not JSON); skipped", number, path)
+                continue
             if not isinstance(doc, dict):
                 raise DataError(
                     f"line {number} of {path} is not a prediction log line", reason="bad_log_line"

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from regressops.config import ServeSettings, Settings
-from regressops.errors import ConfigError
+from regressops.errors import ConfigError, DataError
 from regressops.serving import loader
 from regressops.serving.log_reader import iter_log_rows, last_log_rows
 from regressops.serving.prediction_log import (
@@ -362,3 +362,19 @@ def test_predictions_reads_the_last_rows_of_a_sql_log(tmp_path: Path) -> None:
         last_log_rows(f"sqlite:///{tmp_path / 'empty.db'}", tmp_path, 2)
     with pytest.raises(ConfigError, match="cannot read prediction log"):
         last_log_rows(str(tmp_path / "missing.jsonl"), tmp_path, 2)
+
+
+def test_a_torn_line_is_skipped_with_a_warning_and_a_line_being_written_ends_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = _batch(2, "a").json_lines()[0], _batch(3, "b").json_lines()[0]
+    path = tmp_path / "log.jsonl"
+    # a writer killed mid-write, the next append continuing its line, then a line being written
+    path.write_bytes(first + b"\n" + second[:40] + second + b"\n" + first + b"\n" + second[:30])
+    with caplog.at_level("WARNING"):
+        rows = list(iter_log_rows(str(path), tmp_path))
+    assert [r["request_id"] for r in rows] == ["a", "a", "a", "a"]
+    assert "line 2 of" in caplog.text and "damaged" in caplog.text
+    path.write_text("[1, 2]\n")
+    with pytest.raises(DataError, match="not a prediction log line"):
+        list(iter_log_rows(str(path), tmp_path))
