@@ -273,7 +273,8 @@ def test_predictions_shows_the_newest_logged_rows(home: Path) -> None:
 
     import numpy as np
 
-    from regressops.serving.prediction_log import JsonLinesSink, LogBatch
+    from regressops.serving.log_batch import LogBatch
+    from regressops.serving.log_sinks import JsonLinesSink
 
     features = np.arange(8.0).reshape(4, 2)
     sink = JsonLinesSink(home / "predictions.jsonl")  # where `serve` logs by default

@@ -4,8 +4,8 @@ The server's writer thread hands each interval's batches to :class:`ProcessSink`
 them down a pipe to a child process (``python -m regressops.serving.log_process``) as raw
 float64 buffers plus a small JSON header — no formatting, and ``writev`` releases the GIL while
 the kernel copies. The child rebuilds the batches, writes them with the real sink
-(:class:`~regressops.serving.prediction_log.JsonLinesSink` or
-:class:`~regressops.serving.prediction_log.SqlSink`) and acknowledges how many it wrote; only
+(:class:`~regressops.serving.log_sinks.JsonLinesSink` or
+:class:`~regressops.serving.log_sinks.SqlSink`) and acknowledges how many it wrote; only
 then does the server count the rows as written. So a child that dies or fails leaves the rows in
 the server's queue, and the next write starts a new child and sends them again.
 
@@ -36,13 +36,8 @@ import numpy as np
 import orjson
 
 from regressops.errors import ConfigError
-from regressops.serving.prediction_log import (
-    LogBatch,
-    PartialWriteError,
-    PredictionSink,
-    open_sink,
-    writev_all,
-)
+from regressops.serving.log_batch import LogBatch
+from regressops.serving.log_sinks import PartialWriteError, PredictionSink, open_sink, writev_all
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +48,7 @@ START_SECONDS = 60.0
 
 
 class ProcessSink:
-    """A :class:`~regressops.serving.prediction_log.PredictionSink` run by a child process.
+    """A :class:`~regressops.serving.log_sinks.PredictionSink` run by a child process.
 
     Parameters
     ----------

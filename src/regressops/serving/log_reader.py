@@ -1,7 +1,7 @@
 """Read the prediction log back, one record per predicted row, whichever sink wrote it.
 
 The JSON-lines sink stores one line per request (per slice of at most
-:data:`~regressops.serving.prediction_log.LINE_ROWS` rows), column by column; the SQL sink one
+:data:`~regressops.serving.log_batch.LINE_ROWS` rows), column by column; the SQL sink one
 table row per prediction. Both read back as the same records::
 
     {"ts": "2026-01-01T12:00:00.123456+00:00", "request_id": "…", "endpoint": "/batch",
@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from regressops.errors import ConfigError, DataError
-from regressops.serving.prediction_log import _OFF, _SQL_URL, TABLE_NAME
+from regressops.serving.log_sinks import _OFF, _SQL_URL, TABLE_NAME
 
 logger = logging.getLogger(__name__)
 

@@ -24,16 +24,11 @@ import anyio
 from regressops.config import Settings
 from regressops.errors import ConfigError, RegressopsError
 from regressops.serving import loader
+from regressops.serving.log_batch import LogBatch
 from regressops.serving.log_process import HybridSink
+from regressops.serving.log_sinks import PredictionSink, is_off, is_sql_url, open_sink
 from regressops.serving.metrics import ServingMetrics, mark_process_dead
-from regressops.serving.prediction_log import (
-    LogBatch,
-    PredictionLogger,
-    PredictionSink,
-    is_off,
-    is_sql_url,
-    open_sink,
-)
+from regressops.serving.prediction_log import PredictionLogger
 from regressops.serving.predictor import Predictor, Scored
 from regressops.serving.problems import ApiError
 from regressops.serving.security import ApiKeyGuard

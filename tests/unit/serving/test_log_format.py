@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from regressops.serving.log_batch import LogBatch
 from regressops.serving.log_reader import iter_log_rows
-from regressops.serving.prediction_log import JsonLinesSink, LogBatch
+from regressops.serving.log_sinks import JsonLinesSink
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 names = st.lists(

@@ -14,14 +14,11 @@ import numpy as np
 import pytest
 
 from regressops.errors import ConfigError
+from regressops.serving.log_batch import LogBatch
 from regressops.serving.log_process import HybridSink, ProcessSink, decode, encode
 from regressops.serving.log_reader import iter_log_rows
-from regressops.serving.prediction_log import (
-    JsonLinesSink,
-    LogBatch,
-    PartialWriteError,
-    PredictionLogger,
-)
+from regressops.serving.log_sinks import JsonLinesSink, PartialWriteError
+from regressops.serving.prediction_log import PredictionLogger
 
 
 def _matrix_batch(n: int, rid: str) -> LogBatch:

@@ -16,15 +16,10 @@ import sqlalchemy as sa
 from regressops.config import ServeSettings, Settings
 from regressops.errors import ConfigError, DataError
 from regressops.serving import loader
+from regressops.serving.log_batch import LogBatch
 from regressops.serving.log_reader import iter_log_rows, last_log_rows
-from regressops.serving.prediction_log import (
-    JsonLinesSink,
-    LogBatch,
-    PartialWriteError,
-    PredictionLogger,
-    SqlSink,
-    open_sink,
-)
+from regressops.serving.log_sinks import JsonLinesSink, PartialWriteError, SqlSink, open_sink
+from regressops.serving.prediction_log import PredictionLogger
 
 ROW = [0.038, 0.050, 0.061, 0.021, -0.044, -0.034, -0.043, -0.002, 0.019, -0.017]
 
