@@ -37,7 +37,14 @@ import orjson
 
 from regressops.errors import ConfigError
 from regressops.serving.log_batch import LogBatch
-from regressops.serving.log_sinks import PartialWriteError, PredictionSink, open_sink, writev_all
+from regressops.serving.log_sinks import (
+    PartialWriteError,
+    PredictionSink,
+    is_off,
+    is_sql_url,
+    open_sink,
+    writev_all,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +212,28 @@ class HybridSink:
             self.large.close()
         finally:
             self.small.close()
+
+
+def open_log_sink(target: str | None, home: Path, writer: str = "process") -> PredictionSink | None:
+    """The sink a server started with ``--prediction-log target`` writes through.
+
+    ``None`` when the log is off; a SQL URL, or ``writer="thread"``, writes from the server's
+    writer thread; otherwise a :class:`HybridSink` (falling back to the thread, with a warning,
+    where no process can be started).
+
+    Raises
+    ------
+    ConfigError
+        The log cannot be opened (the message says why).
+    """
+    if is_off(target):
+        return None
+    if writer == "process" and not is_sql_url(target):
+        try:
+            return HybridSink(target, home)
+        except OSError as exc:  # no process can be started here
+            logger.warning("no prediction log writer process (%s); using a thread", exc)
+    return open_sink(target, home)
 
 
 def _read_answer(stream: IO[bytes]) -> dict[str, Any] | None:

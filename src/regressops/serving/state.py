@@ -25,8 +25,7 @@ from regressops.config import Settings
 from regressops.errors import ConfigError, RegressopsError
 from regressops.serving import loader
 from regressops.serving.log_batch import LogBatch
-from regressops.serving.log_process import HybridSink
-from regressops.serving.log_sinks import PredictionSink, is_off, is_sql_url, open_sink
+from regressops.serving.log_process import open_log_sink
 from regressops.serving.metrics import ServingMetrics, mark_process_dead
 from regressops.serving.prediction_log import PredictionLogger
 from regressops.serving.predictor import Predictor, Scored
@@ -83,19 +82,9 @@ class ServingState:
         """Load the model, open the prediction log, install SIGHUP and reload polling."""
         predictor = await anyio.to_thread.run_sync(self._load)
         self._set_predictor(predictor)
-        sink: PredictionSink | None = None
-        if is_off(self.log_target):
-            pass
-        elif self.settings.serve.log_writer == "process" and not is_sql_url(self.log_target):
-            try:
-                sink = await anyio.to_thread.run_sync(
-                    HybridSink, self.log_target, self.settings.home
-                )
-            except OSError as exc:  # no process can be started here: log from the thread
-                logger.warning("no prediction log writer process (%s); using a thread", exc)
-                sink = open_sink(self.log_target, self.settings.home)
-        else:
-            sink = open_sink(self.log_target, self.settings.home)
+        sink = await anyio.to_thread.run_sync(
+            open_log_sink, self.log_target, self.settings.home, self.settings.serve.log_writer
+        )
         if sink is not None:
             self.plog = PredictionLogger(
                 sink, max_pending_rows=self.settings.serve.log_max_pending_rows
