@@ -271,11 +271,11 @@ def encode(batches: list[LogBatch]) -> tuple[bytes, list[Any]]:
     return orjson.dumps(meta), buffers
 
 
-def decode(header: bytes, payload: memoryview) -> list[LogBatch]:
-    """The batches :func:`encode` sent."""
+def decode(meta: list[dict[str, Any]], payload: memoryview) -> list[LogBatch]:
+    """The batches :func:`encode` sent (``meta``: its header, decoded)."""
     batches = []
     offset = 0
-    for item in orjson.loads(header):
+    for item in meta:
         n = int(item["rows"])
         features: np.ndarray | dict[str, Any]
         if "columns" in item:
@@ -302,10 +302,10 @@ def decode(header: bytes, payload: memoryview) -> list[LogBatch]:
     return batches
 
 
-def payload_size(header: bytes) -> int:
-    """Bytes of buffers that follow ``header``."""
+def payload_size(meta: list[dict[str, Any]]) -> int:
+    """Bytes of buffers that follow a header (``meta``: the header, decoded)."""
     total = 0
-    for item in orjson.loads(header):
+    for item in meta:
         n = int(item["rows"])
         total += n * 8 * (1 + (0 if "columns" in item else int(item["width"])))
     return total
@@ -351,10 +351,11 @@ def main() -> int:
             header = _read_exact(stdin, _LEN.unpack(size)[0])
             if header is None:
                 return 0
-            payload = _read_exact(stdin, payload_size(header))
+            meta = orjson.loads(header)
+            payload = _read_exact(stdin, payload_size(meta))
             if payload is None:
                 return 0
-            batches = decode(header, memoryview(payload))
+            batches = decode(meta, memoryview(payload))
             try:
                 rows = sink.write(batches)
                 answer: dict[str, Any] = {"done": len(batches), "rows": rows, "error": None}

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from regressops.errors import ConfigError, DataError
-from regressops.serving.log_sinks import _OFF, _SQL_URL, TABLE_NAME
+from regressops.serving.log_sinks import TABLE_NAME, is_sql_url, log_destination
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +32,10 @@ _ROW_FIELDS = ("ts", "request_id", "endpoint", "model_name", "model_version")
 
 def log_location(target: str | None, home: Path) -> str:
     """The file or URL a server started with ``--prediction-log target`` writes to."""
-    if target is None:
-        return str(home / "predictions.jsonl")
-    if target.strip().lower() in _OFF:
+    where = log_destination(target, home)
+    if where is None:
         raise ConfigError("the prediction log is off; name a file or a URL", reason="no_log")
-    return target
+    return where
 
 
 def expand_line(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -79,7 +78,7 @@ def iter_log_rows(target: str | None, home: Path) -> Iterator[dict[str, Any]]:
         A line of the file is not a prediction log line.
     """
     where = log_location(target, home)
-    if _SQL_URL.match(where):
+    if is_sql_url(where):
         yield from _sql_rows(where, last=None)
         return
     for doc in _iter_lines(Path(where)):
@@ -117,7 +116,7 @@ def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:
 def last_log_rows(target: str | None, home: Path, n: int) -> tuple[list[dict[str, Any]], int]:
     """The last ``n`` logged rows (oldest first) and the number of rows in the whole log."""
     where = log_location(target, home)
-    if _SQL_URL.match(where):
+    if is_sql_url(where):
         return list(_sql_rows(where, last=n)), _sql_count(where)
     # Only the lines that hold the last n rows are expanded into records: a large log is
     # decoded once, line by line, and counted from each line's "rows".

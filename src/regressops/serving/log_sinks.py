@@ -27,27 +27,37 @@ from regressops.serving.log_batch import LogBatch
 logger = logging.getLogger(__name__)
 
 TABLE_NAME = "prediction_log"
+DEFAULT_FILE = "predictions.jsonl"  # under the home folder
 _SQL_URL = re.compile(r"^[a-z][a-z0-9+]*://")
 _OFF = frozenset({"off", "none", "false", "0", ""})
-_PACE_ROWS = 256  # the writer thread releases the GIL at least this often (SQL rows)
 _GIL_SLICE = 0.0001  # seconds of formatting between two GIL releases of the writer thread
 _IOV_MAX = 1024  # buffers per writev call (Linux's limit)
 _WRITE_BYTES = 8 << 20  # formatted bytes gathered before they are written out
 
 
-def _paced_rows(batches: list[LogBatch], every: int = _PACE_ROWS) -> Iterator[dict[str, Any]]:
-    """All rows of ``batches``, pausing every ``every`` rows so the event loop gets the GIL.
+class _GilPacer:
+    """Release the GIL every ``_GIL_SLICE`` seconds of work done in the writer thread.
 
     Formatting runs in the writer thread; without the pauses it would hold the GIL for up to
     the interpreter's switch interval (5 ms) at a time and show up in request tail latency.
     """
-    n = 0
+
+    def __init__(self) -> None:
+        self.due = time.perf_counter() + _GIL_SLICE
+
+    def __call__(self) -> None:
+        if time.perf_counter() >= self.due:
+            time.sleep(0)
+            self.due = time.perf_counter() + _GIL_SLICE
+
+
+def _paced_rows(batches: list[LogBatch]) -> Iterator[dict[str, Any]]:
+    """All rows of ``batches``, releasing the GIL regularly."""
+    pace = _GilPacer()
     for batch in batches:
         for row in batch.rows():
             yield row
-            n += 1
-            if n % every == 0:
-                time.sleep(0)
+            pace()
 
 
 def writev_all(fd: int, buffers: list[Any]) -> None:
@@ -129,7 +139,7 @@ class JsonLinesSink:
             Writing failed after the first batches were appended in full.
         """
         done = rows = size = 0
-        pause_at = time.perf_counter() + _GIL_SLICE
+        pace = _GilPacer()
         lines: list[bytes] = []
         try:
             for i, batch in enumerate(batches):
@@ -137,9 +147,7 @@ class JsonLinesSink:
                     lines.append(line)
                     size += len(line)
                 rows += len(batch)
-                if time.perf_counter() >= pause_at:  # let the event loop have the GIL
-                    time.sleep(0)
-                    pause_at = time.perf_counter() + _GIL_SLICE
+                pace()
                 if size >= _WRITE_BYTES:  # bounded memory: write as we go
                     self._append(lines)
                     done, lines, size = i + 1, [], 0
@@ -166,7 +174,6 @@ class SqlSink:
     def __init__(self, url: str, *, table: str = TABLE_NAME) -> None:
         import sqlalchemy as sa
 
-        self._sa = sa
         try:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
         except Exception as exc:  # invalid URL or missing driver
@@ -216,18 +223,23 @@ class SqlSink:
         self.engine.dispose()
 
 
+def log_destination(target: str | None, home: Path) -> str | None:
+    """The file or URL ``--prediction-log target`` names: None → ``<home>/predictions.jsonl``;
+    ``"off"`` → ``None``."""
+    if target is None:
+        return str(home / DEFAULT_FILE)
+    return None if is_off(target) else target
+
+
 def open_sink(target: str | None, home: Path) -> PredictionSink | None:
-    """Build the sink ``target`` names: None → ``<home>/predictions.jsonl``; ``"off"`` → no log.
+    """Build the sink ``target`` names (see :func:`log_destination`); ``None`` when off.
 
     Raises
     ------
     ConfigError
         The file cannot be opened or the database URL is invalid or unreachable.
     """
-    if target is None:
-        return JsonLinesSink(home / "predictions.jsonl")
-    if is_off(target):
+    where = log_destination(target, home)
+    if where is None:
         return None
-    if _SQL_URL.match(target):
-        return SqlSink(target)
-    return JsonLinesSink(target)
+    return SqlSink(where) if is_sql_url(where) else JsonLinesSink(where)

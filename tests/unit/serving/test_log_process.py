@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 
 from regressops.errors import ConfigError
 from regressops.serving.log_batch import LogBatch
-from regressops.serving.log_process import HybridSink, ProcessSink, decode, encode
+from regressops.serving.log_process import HybridSink, ProcessSink, decode, encode, payload_size
 from regressops.serving.log_reader import iter_log_rows
 from regressops.serving.log_sinks import JsonLinesSink, PartialWriteError
 from regressops.serving.prediction_log import PredictionLogger
@@ -45,7 +46,9 @@ def test_encode_decode_round_trip() -> None:
     batches = [_matrix_batch(5, "a"), _columns_batch(3, "b"), _matrix_batch(1, "c")]
     header, buffers = encode(batches)
     payload = memoryview(b"".join(bytes(b) for b in buffers))
-    back = decode(header, payload)
+    meta = orjson.loads(header)
+    assert payload_size(meta) == len(payload)
+    back = decode(meta, payload)
     assert [list(b.rows()) for b in back] == [list(b.rows()) for b in batches]
 
 
