@@ -15,13 +15,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from regressops.errors import ConfigError
 
 CONFIG_FILE_ENV = "REGRESSOPS_CONFIG"
 DEFAULT_CONFIG_FILE = "regressops.toml"
@@ -198,5 +200,22 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Build the settings once per process; ``get_settings.cache_clear()`` rebuilds them."""
-    return Settings()
+    """Build the settings once per process; ``get_settings.cache_clear()`` rebuilds them.
+
+    Raises
+    ------
+    ConfigError
+        A setting has an invalid value: the message names the setting, its environment
+        variable and what was expected (never the value, which may be a secret).
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first["loc"])
+        env = "REGRESSOPS_" + "__".join(str(part) for part in first["loc"]).upper()
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(
+            f"invalid setting {name} ({env} or regressops.toml): {first['msg']}{more}",
+            reason="invalid_setting",
+        ) from None

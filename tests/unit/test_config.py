@@ -62,3 +62,19 @@ def test_invalid_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REGRESSOPS_SERVE__PORT", "70000")
     with pytest.raises(ValueError, match="port"):
         Settings()
+
+
+def test_an_invalid_setting_is_a_config_error_naming_it_without_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from regressops.errors import ConfigError
+
+    monkeypatch.setenv("REGRESSOPS_SERVE__LOG_WRITER", "s3cret-fork")
+    get_settings.cache_clear()
+    try:
+        expected = r"serve\.log_writer \(REGRESSOPS_SERVE__LOG_WRITER"
+        with pytest.raises(ConfigError, match=expected) as info:
+            get_settings()
+        assert "s3cret" not in str(info.value) and info.value.exit_code == 2
+    finally:
+        get_settings.cache_clear()

@@ -142,3 +142,24 @@ def test_without_a_writer_process_the_server_logs_from_its_thread(
     with client_factory(Settings(home=tmp_path), diabetes_bundle[0]) as c:
         assert c.post("/batch", json={"data": [row] * 100}).status_code == 200
     assert len(_rows(tmp_path / "predictions.jsonl")) == 100
+
+
+def test_log_writer_setting_picks_the_sink_and_refuses_unknown_values(
+    tmp_path: Path, diabetes_bundle: Any, client_factory: Any
+) -> None:
+    from pydantic import ValidationError
+
+    from regressops.config import ServeSettings, Settings
+    from regressops.serving.log_process import open_log_sink
+
+    settings = Settings(home=tmp_path, serve=ServeSettings(log_writer="thread"))
+    with client_factory(settings, diabetes_bundle[0]) as c:
+        assert isinstance(c.app.state.serving.plog.sink, JsonLinesSink)
+    assert open_log_sink("off", tmp_path) is None
+    sink = open_log_sink(None, tmp_path)
+    assert isinstance(sink, HybridSink)
+    sink.close()
+    with pytest.raises(ValidationError, match="log_writer"):
+        ServeSettings(log_writer="fork")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="log_max_pending_rows"):
+        ServeSettings(log_max_pending_rows=0)
