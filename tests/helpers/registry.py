@@ -129,3 +129,25 @@ def race_promotions(
     ]
     outs = [p.communicate(timeout=120) for p in procs]
     return versions, [p.returncode for p in procs], outs
+
+
+def resolve_in_fresh_process(settings: Any, ref: str) -> dict[str, Any]:
+    """Resolve ``ref`` in a new interpreter with ``settings``' home and store; report the
+    version it names and whether MLflow was imported on the way."""
+    import json as _json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from regressops.config import Settings\n"
+        "from regressops.registry.resolve import resolve_model\n"
+        f"s = Settings(home={str(settings.home)!r}, tracking_uri={settings.tracking_uri!r})\n"
+        f"r = resolve_model({ref!r}, settings=s)\n"
+        "print(json.dumps({'version': r.version, 'path': str(r.path),"
+        " 'mlflow': 'mlflow' in sys.modules}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    return dict(_json.loads(done.stdout.strip().splitlines()[-1]))
