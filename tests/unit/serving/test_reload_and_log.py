@@ -352,7 +352,7 @@ def test_predictions_reads_the_last_rows_of_a_sql_log(tmp_path: Path) -> None:
         last_log_rows(str(tmp_path / "missing.jsonl"), tmp_path, 2)
 
 
-def test_a_torn_line_is_skipped_with_a_warning_and_a_line_being_written_ends_the_log(
+def test_a_torn_fragment_is_skipped_with_a_warning_and_a_line_being_written_ends_the_log(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     first, second = _batch(2, "a").json_lines()[0], _batch(3, "b").json_lines()[0]
@@ -361,8 +361,11 @@ def test_a_torn_line_is_skipped_with_a_warning_and_a_line_being_written_ends_the
     path.write_bytes(first + b"\n" + second[:40] + second + b"\n" + first + b"\n" + second[:30])
     with caplog.at_level("WARNING"):
         rows = list(iter_log_rows(str(path), tmp_path))
-    assert [r["request_id"] for r in rows] == ["a", "a", "a", "a"]
-    assert "line 2 of" in caplog.text and "damaged" in caplog.text
+    # the fragment is dropped; the whole line the next append wrote after it is read
+    assert [r["request_id"] for r in rows] == ["a", "a", "b", "b", "b", "a", "a"]
+    assert "line 2 of" in caplog.text and "torn fragment" in caplog.text
+    path.write_bytes(second[:40] + b"\n" + first + b"\n")  # a fragment ended by a newline
+    assert [r["request_id"] for r in iter_log_rows(str(path), tmp_path)] == ["a", "a"]
     path.write_text("[1, 2]\n")
     with pytest.raises(DataError, match="not a prediction log line"):
         list(iter_log_rows(str(path), tmp_path))

@@ -29,6 +29,7 @@ import signal
 import struct
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -121,7 +122,11 @@ class ProcessSink:
             raise PartialWriteError(batches, OSError("the prediction log writer process exited"))
         if answer.get("error"):
             done = int(answer["done"])
-            raise PartialWriteError(batches[done:], OSError(str(answer["error"])))
+            remaining = batches[done:]
+            resume = int(answer.get("resume_row") or 0)
+            if remaining and resume:  # the child wrote the first lines of that request
+                remaining[0] = replace(remaining[0], first_row=resume)
+            raise PartialWriteError(remaining, OSError(str(answer["error"])))
         return int(answer["rows"])
 
     def close(self) -> None:
@@ -260,7 +265,8 @@ def encode(batches: list[LogBatch]) -> tuple[bytes, list[Any]]:
             "model_version": b.model_version,
             "names": b.names,
             "latency_ms": b.latency_ms,
-            "rows": len(b),
+            "rows": int(b.predictions.shape[0]),
+            "first_row": b.first_row,
         }
         if isinstance(b.features, np.ndarray):
             matrix = np.ascontiguousarray(b.features, dtype=np.float64)
@@ -299,6 +305,7 @@ def decode(meta: list[dict[str, Any]], payload: memoryview) -> list[LogBatch]:
                 features,
                 preds,
                 item["latency_ms"],
+                int(item.get("first_row", 0)),
             )
         )
     return batches
@@ -363,7 +370,8 @@ def main() -> int:
                 answer: dict[str, Any] = {"done": len(batches), "rows": rows, "error": None}
             except PartialWriteError as exc:
                 done = len(batches) - len(exc.remaining)
-                answer = {"done": done, "rows": 0, "error": str(exc.cause)}
+                resume = exc.remaining[0].first_row if exc.remaining else 0
+                answer = {"done": done, "resume_row": resume, "rows": 0, "error": str(exc.cause)}
             except Exception as exc:  # the sink is failing: the server keeps the rows
                 answer = {"done": 0, "rows": 0, "error": f"{exc.__class__.__name__}: {exc}"}
             stdout.write(orjson.dumps(answer) + b"\n")

@@ -102,15 +102,41 @@ def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:
             except orjson.JSONDecodeError:
                 if not line.endswith(b"\n"):  # a writer is appending this very line
                     return
-                # A writer killed in the middle of a write leaves a torn line that the next
-                # append continues: skip it, loudly, rather than lose the rest of the log.
-                logger.warning("line %d of %s is damaged (not JSON); skipped", number, path)
-                continue
+                doc = _recover(line)
+                # A write stopped by a full disk or a killed writer leaves a torn fragment that
+                # the next append continues; the fragment's rows are written again in full.
+                logger.warning(
+                    "line %d of %s holds a torn fragment (%s)",
+                    number,
+                    path,
+                    "skipped; the whole line after it is read" if doc else "skipped",
+                )
+                if doc is None:
+                    continue
             if not isinstance(doc, dict):
                 raise DataError(
                     f"line {number} of {path} is not a prediction log line", reason="bad_log_line"
                 )
             yield doc
+
+
+_LINE_START = b'{"ts":'
+
+
+def _recover(line: bytes) -> dict[str, Any] | None:
+    """The whole line that follows a torn fragment on the same physical line, if any.
+
+    Every log line starts with ``{"ts":`` and that text cannot occur inside a line (JSON
+    strings escape their quotes), so the last occurrence past the start begins a whole line.
+    """
+    start = line.rfind(_LINE_START)
+    if start <= 0:
+        return None
+    try:
+        doc = orjson.loads(line[start:])
+    except orjson.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def last_log_rows(target: str | None, home: Path, n: int) -> tuple[list[dict[str, Any]], int]:
