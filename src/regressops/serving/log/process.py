@@ -38,6 +38,7 @@ import orjson
 
 from regressops.errors import ConfigError
 from regressops.serving.log.batch import LogBatch
+from regressops.serving.log.segments import Rotation
 from regressops.serving.log.sinks import (
     PartialWriteError,
     PredictionSink,
@@ -52,6 +53,7 @@ logger = logging.getLogger(__name__)
 _LEN = struct.Struct("<Q")
 _TARGET_ENV = "REGRESSOPS_LOG_WRITER_TARGET"
 _HOME_ENV = "REGRESSOPS_LOG_WRITER_HOME"
+_ROTATION_ENV = "REGRESSOPS_LOG_WRITER_ROTATION"
 START_SECONDS = 60.0
 
 
@@ -64,6 +66,8 @@ class ProcessSink:
         What ``--prediction-log`` names (``None``: JSON lines under ``home``).
     home : Path
         The server's home folder.
+    rotation : Rotation, optional
+        Segment rotation and retention of a JSON-lines log.
 
     Raises
     ------
@@ -71,15 +75,17 @@ class ProcessSink:
         The child could not open the sink (its message says why).
     """
 
-    def __init__(self, target: str | None, home: Path) -> None:
+    def __init__(self, target: str | None, home: Path, rotation: Rotation | None = None) -> None:
         self.target = target
         self.home = Path(home)
+        self.rotation = rotation
         self._proc: subprocess.Popen[bytes] | None = None
         self._start()
 
     def _start(self) -> None:
         env = {**os.environ, _HOME_ENV: str(self.home)}
         env[_TARGET_ENV] = "" if self.target is None else self.target  # env, not argv: secrets
+        env[_ROTATION_ENV] = self.rotation.to_env() if self.rotation is not None else ""
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         proc = subprocess.Popen(
             [sys.executable, "-m", "regressops.serving.log.process"],
@@ -171,13 +177,20 @@ class HybridSink:
         Requests of at least this many rows go to the child.
     """
 
-    def __init__(self, target: str | None, home: Path, *, min_rows: int = 64) -> None:
-        small = open_thread_sink(target, home)
+    def __init__(
+        self,
+        target: str | None,
+        home: Path,
+        rotation: Rotation | None = None,
+        *,
+        min_rows: int = 64,
+    ) -> None:
+        small = open_thread_sink(target, home, rotation)
         assert small is not None
         self.small: PredictionSink = small
         self.min_rows = min_rows
         try:
-            self.large = ProcessSink(target, home)
+            self.large = ProcessSink(target, home, rotation)
         except (ConfigError, OSError):
             self.small.close()
             raise
@@ -220,7 +233,7 @@ class HybridSink:
 
 
 def open_server_sink(
-    target: str | None, home: Path, writer: str = "process"
+    target: str | None, home: Path, writer: str = "process", rotation: Rotation | None = None
 ) -> PredictionSink | None:
     """The sink a server started with ``--prediction-log target`` writes through.
 
@@ -237,10 +250,10 @@ def open_server_sink(
         return None
     if writer == "process" and not is_sql_url(target):
         try:
-            return HybridSink(target, home)
+            return HybridSink(target, home, rotation)
         except OSError as exc:  # no process can be started here
             logger.warning("no prediction log writer process (%s); using a thread", exc)
-    return open_thread_sink(target, home)
+    return open_thread_sink(target, home, rotation)
 
 
 def _read_answer(stream: IO[bytes]) -> dict[str, Any] | None:
@@ -343,7 +356,8 @@ def main() -> int:
     home = Path(os.environ.get(_HOME_ENV, "."))
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     try:
-        sink: PredictionSink | None = open_thread_sink(target, home)
+        rotation = Rotation.from_env(os.environ.get(_ROTATION_ENV))
+        sink: PredictionSink | None = open_thread_sink(target, home, rotation)
     except ConfigError as exc:
         stdout.write(orjson.dumps({"ready": False, "error": exc.message}) + b"\n")
         return 2

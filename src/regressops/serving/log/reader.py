@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from regressops.errors import ConfigError, DataError
+from regressops.serving.log.segments import segment_paths
 from regressops.serving.log.sinks import TABLE_NAME, is_sql_url, resolve_log_target
 
 logger = logging.getLogger(__name__)
@@ -81,8 +82,18 @@ def iter_log_rows(target: str | None, home: Path) -> Iterator[dict[str, Any]]:
     if is_sql_url(where):
         yield from _sql_rows(where, last=None)
         return
-    for doc in _iter_lines(Path(where)):
+    for doc in _iter_segments(Path(where)):
         yield from expand_line(doc)
+
+
+def _iter_segments(path: Path) -> Iterator[dict[str, Any]]:
+    """The decoded lines of every segment of the log at ``path``, oldest segment first."""
+    paths = segment_paths(path)
+    if not paths:
+        yield from _iter_lines(path)  # raises the "cannot read" error
+        return
+    for segment in paths:
+        yield from _iter_lines(segment)
 
 
 def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:
@@ -148,7 +159,7 @@ def last_log_rows(target: str | None, home: Path, n: int) -> tuple[list[dict[str
     # decoded once, line by line, and counted from each line's "rows".
     tail: deque[dict[str, Any]] = deque()
     total = kept = 0
-    for doc in _iter_lines(Path(where)):
+    for doc in _iter_segments(Path(where)):
         count = doc.get("rows")
         if not isinstance(count, int):
             raise DataError("not a prediction log line (no row count)", reason="bad_log_line")

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from regressops.errors import ConfigError
+from regressops.serving.log import segments
 from regressops.serving.log.batch import LINE_ROWS, LogBatch
+from regressops.serving.log.segments import Rotation
 
 logger = logging.getLogger(__name__)
 
@@ -153,18 +155,44 @@ class PredictionSink(Protocol):
 
 
 class JsonLinesSink:
-    """Append rows as JSON lines to ``path`` (created with its folder)."""
+    """Append rows as JSON lines to ``path`` (created with its folder).
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    Parameters
+    ----------
+    path : path-like
+        The current segment of the log.
+    rotation : Rotation, optional
+        When to start a new segment and which old ones to remove (see
+        :mod:`~regressops.serving.log.segments`); ``None``: one file that grows.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], rotation: Rotation | None = None) -> None:
         self.path = Path(path)
+        self.rotation = rotation
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
-            self._torn = _ends_torn(self._fd)
+            self._open()
         except OSError as exc:
             raise ConfigError(
                 f"cannot open prediction log {self.path}: {exc.strerror}", reason="prediction_log"
             ) from None
+
+    def _open(self) -> None:
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
+        self._torn = _ends_torn(self._fd)
+
+    def _next_segment(self) -> None:
+        """Move to a new segment when due, or when another writer rotated the file."""
+        if self.rotation is None:
+            return
+        if segments.rotation_due(self._fd, self.rotation):
+            segments.rotate(self._fd, self.path, self.rotation)
+        if segments.replaced(self._fd, self.path):
+            torn = self._torn
+            os.close(self._fd)
+            self._open()
+            if torn:  # the torn line is written again, whole, in the new segment
+                logger.info("prediction log: a torn line stays at the end of the old segment")
 
     def write(self, batches: list[LogBatch]) -> int:
         """Append every row of ``batches``: one ``write`` call per 8 MB of lines.
@@ -202,6 +230,7 @@ class JsonLinesSink:
         self, lines: list[bytes], owners: list[tuple[int, int]], batches: list[LogBatch]
     ) -> None:
         """Write ``lines`` with ``writev`` (no joined copy; the GIL is released meanwhile)."""
+        self._next_segment()
         buffers: list[bytes] = [b"\n"] if self._torn else []
         for line in lines:
             buffers += (line, b"\n")
@@ -289,7 +318,9 @@ def resolve_log_target(target: str | None, home: Path) -> str | None:
     return None if is_off(target) else target
 
 
-def open_thread_sink(target: str | None, home: Path) -> PredictionSink | None:
+def open_thread_sink(
+    target: str | None, home: Path, rotation: Rotation | None = None
+) -> PredictionSink | None:
     """Build the sink ``target`` names (see :func:`resolve_log_target`); ``None`` when off.
 
     Raises
@@ -300,4 +331,4 @@ def open_thread_sink(target: str | None, home: Path) -> PredictionSink | None:
     where = resolve_log_target(target, home)
     if where is None:
         return None
-    return SqlSink(where) if is_sql_url(where) else JsonLinesSink(where)
+    return SqlSink(where) if is_sql_url(where) else JsonLinesSink(where, rotation)
