@@ -23,7 +23,7 @@ uv:
 	  || $(PYTHON) -m pip install --quiet --user --break-system-packages uv
 
 $(BIN)/regressops: pyproject.toml uv.lock | uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --all-extras
 	@touch $@
 
 sync: $(BIN)/regressops  ## create or update .venv from uv.lock (with the dev tools)
