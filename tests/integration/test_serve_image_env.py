@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving_support import free_port
 
+from helpers.servers import free_port
 from regressops.models.bundle import load_bundle
 
 ROOT = Path(__file__).resolve().parents[2]

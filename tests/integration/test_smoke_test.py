@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serving_support import ServerProcess
+
+from helpers.servers import ServerProcess
 
 SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "smoke_test.py"
 KEY = "smoke-key"
