@@ -168,3 +168,29 @@ def test_k8s_retraining_never_runs_twice_at_once_and_training_is_a_template() ->
     assert retrain["concurrencyPolicy"] == "Forbid"
     train = _k8s("cronjob-train.yaml")["spec"]
     assert train["suspend"] is True  # started by hand: kubectl create job --from=cronjob/...
+
+
+# KServe's PredictorSpec is a Kubernetes PodSpec plus these component fields (v1beta1)
+KSERVE_COMPONENT_FIELDS = {
+    "minReplicas", "maxReplicas", "scaleTarget", "scaleMetric", "scaleMetricType",
+    "containerConcurrency", "timeout", "canaryTrafficPercent", "labels", "annotations",
+    "deploymentStrategy", "logger", "batcher", "autoScaling", "workerSpec", "storageUris", "model",
+}  # fmt: skip
+
+
+def test_kserve_predictor_is_a_valid_pod_spec() -> None:
+    """No schema for the custom resource ships with kubernetes-validate: check its pod part."""
+    import kubernetes_validate
+
+    doc = yaml.safe_load((DEPLOY / "k8s" / "kserve" / "inferenceservice.yaml").read_text())
+    assert doc["kind"] == "InferenceService" and doc["apiVersion"] == "serving.kserve.io/v1beta1"
+    predictor = doc["spec"]["predictor"]
+    pod_spec = {k: v for k, v in predictor.items() if k not in KSERVE_COMPONENT_FIELDS}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": pod_spec}
+    kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=True)
+    (container,) = pod_spec["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert "/mnt/models" in container["args"] and "8080" in container["args"]
+    bad = {**pod, "spec": {**pod_spec, "containers": [{**container, "bogus": 1}]}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, kubernetes_validate.latest_version(), strict=True)
