@@ -79,7 +79,14 @@ def _uv() -> list[str]:
 
 def build_env(target: str, workdir: Path, venv: Path) -> list[str]:
     """Replay the Dockerfile's stage ``target`` into ``venv``; return the uv commands run."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL_ENV"))}
+    # the machine's index and cache settings stay; what shapes the environment comes from ENV
+    keep = ("UV_CACHE_DIR", "UV_INDEX", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS",
+            "UV_OFFLINE", "UV_NATIVE_TLS", "UV_HTTP_TIMEOUT")  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("UV_", "VIRTUAL_ENV")) or k.startswith(keep)
+    }
     ran: list[str] = []
     for word, rest in stage_steps(DOCKERFILE, target):
         if word == "ENV":
