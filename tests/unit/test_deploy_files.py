@@ -194,3 +194,34 @@ def test_kserve_predictor_is_a_valid_pod_spec() -> None:
     bad = {**pod, "spec": {**pod_spec, "containers": [{**container, "bogus": 1}]}}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(bad, kubernetes_validate.latest_version(), strict=True)
+
+
+# Read by the webhook and admin-key work (issue 12); a setting once that lands on main.
+PENDING_SETTINGS = {"REGRESSOPS_ADMIN_KEYS"}
+
+
+def _is_setting(variable: str) -> bool:
+    """True when ``REGRESSOPS_A__B`` names a field of Settings (others are ignored silently)."""
+    from pydantic import BaseModel
+
+    model: type[BaseModel] = Settings
+    parts = variable.removeprefix("REGRESSOPS_").lower().split("__")
+    for i, part in enumerate(parts):
+        field = model.model_fields.get(part)
+        if field is None:
+            return False
+        if i < len(parts) - 1:
+            if not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+                return False
+            model = field.annotation
+    return True
+
+
+def test_every_regressops_variable_the_deployments_set_is_a_setting() -> None:
+    texts = [(DEPLOY / "compose.yaml").read_text(), (DEPLOY / "Dockerfile").read_text()]
+    texts += [p.read_text() for p in (DEPLOY / "k8s").rglob("*") if p.suffix in (".yaml", ".env")]
+    names = {n for text in texts for n in re.findall(r"\b(REGRESSOPS_[A-Z0-9_]+)", text)}
+    assert {"REGRESSOPS_SERVE__RELOAD_POLL_SECONDS", "REGRESSOPS_SERVE__PREDICTION_LOG"} <= names
+    unknown = sorted(n for n in names - PENDING_SETTINGS if not _is_setting(n))
+    assert not unknown, f"not settings (a typo is ignored silently): {unknown}"
+    assert not _is_setting("REGRESSOPS_SERVE__RELOAD_POLL_SECOND")
