@@ -142,7 +142,9 @@ def serve_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "src").mkdir()
     ran = build_env("build-serve", root / "src", root / "venv")
     assert ran[-1] == "uv sync --frozen --no-dev --no-editable --extra serve"
-    print(f"\nserve environment: {size_mb(root / 'venv'):.0f} MB ({' && '.join(ran)})")
+    size = size_mb(root / "venv")
+    print(f"\nserve environment: {size:.0f} MB ({' && '.join(ran)})")
+    assert size < 250, f"the serve environment grew to {size:.0f} MB (170 MB in docs/deploy.md)"
     return root / "venv"
 
 
