@@ -1,0 +1,232 @@
+"""Sending one event to one webhook: signed, to a checked address, retried with backoff.
+
+Every attempt resolves the host, checks every address (:mod:`regressops.alerts.addresses`) and
+POSTs to the first one with the original ``Host`` header (and, for HTTPS, the original name for
+SNI and certificate checks), all within the webhook's ``timeout``. Connection errors, timeouts,
+429 and 5xx are retried after ``backoff × 2^(n-1)`` seconds (× a random factor in [0.5, 1.5),
+at most ``max_backoff``; a 429's or 503's ``Retry-After`` lengthens the wait up to that bound),
+with the same id, timestamp, body and signature. Other answers (redirects, which are never
+followed, and other 4xx) end the delivery. Each attempt is one line of the delivery log.
+
+A delivery therefore never takes longer than ``max_attempts × timeout`` plus the waits
+between attempts (at most ``(max_attempts - 1) × max_backoff``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from regressops import __version__
+from regressops.alerts.addresses import BlockedAddress, literal_address, resolve
+from regressops.alerts.delivery_log import DeliveryLog
+from regressops.alerts.endpoints import Endpoint
+from regressops.alerts.events import Event
+from regressops.alerts.signing import signature
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = f"regressops-webhooks/{__version__}"
+_MAX_ERROR = 200
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """How an event's delivery to one webhook ended.
+
+    Attributes
+    ----------
+    webhook : str
+        The webhook's label (name, or URL without credentials and query).
+    event_id, event_type : str
+        The event.
+    delivered : bool
+        True when the receiver answered 2xx.
+    attempts : int
+        Attempts made (0: not sent, e.g. a missing secret).
+    status : int or None
+        The last HTTP status, None when no answer came.
+    error : str or None
+        Why the last attempt failed.
+    """
+
+    webhook: str
+    event_id: str
+    event_type: str
+    delivered: bool
+    attempts: int
+    status: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class _Attempt:
+    status: int | None = None
+    address: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    blocked: bool = False
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return (f"{name}: {text}" if text else name)[:_MAX_ERROR]
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: the computed backoff applies
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, retry_after: float | None) -> float:
+    """Seconds to wait after failed attempt ``attempt`` (1-based), with jitter, at most ``cap``."""
+    delay = base * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)  # noqa: S311 (jitter, not crypto)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return min(delay, cap)
+
+
+def _retryable(attempt: _Attempt) -> bool:
+    if attempt.blocked:
+        return False
+    if attempt.status is None:
+        return True  # connection error, timeout, name not resolved
+    return attempt.status == 429 or attempt.status >= 500
+
+
+def _outcome(attempt: _Attempt, *, again: bool) -> str:
+    if attempt.error is None:
+        return "delivered"
+    if again:
+        return "retry"
+    return "blocked" if attempt.blocked else "failed"
+
+
+def request_headers(endpoint: Endpoint, event: Event) -> dict[str, str]:
+    """The signed headers of ``event`` for ``endpoint`` (the same on every attempt)."""
+    return {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": event.id,
+        "webhook-timestamp": str(event.timestamp),
+        "webhook-signature": signature(endpoint.keys, event.id, event.timestamp, event.body),
+    }
+
+
+async def _attempt_once(
+    client: httpx.AsyncClient, endpoint: Endpoint, event: Event, headers: dict[str, str]
+) -> _Attempt:
+    result = _Attempt()
+    url = endpoint.url
+    config = endpoint.config
+    try:
+        async with asyncio.timeout(config.timeout):
+            port = url.port or (443 if url.scheme == "https" else 80)
+            addresses = await resolve(url.host, port, allow_private=config.allow_private)
+            result.address = addresses[0]
+            extensions: dict[str, Any] = {}
+            if url.scheme == "https" and literal_address(url.host) is None:
+                extensions["sni_hostname"] = url.host
+            request = client.build_request(
+                "POST",
+                url.copy_with(host=result.address),
+                content=event.body,
+                headers={**headers, "host": url.netloc.decode("ascii")},
+                extensions=extensions,
+            )
+            response = await client.send(request, stream=True)
+            try:
+                result.status = response.status_code
+                result.retry_after = _retry_after(response.headers.get("retry-after"))
+            finally:
+                await response.aclose()
+    except BlockedAddress as exc:
+        result.blocked, result.error = True, exc.message
+    except TimeoutError:
+        result.error = f"no answer within {config.timeout:g} s"
+    except (httpx.HTTPError, OSError) as exc:
+        result.error = _describe(exc)
+    if result.status is not None and not 200 <= result.status < 300:
+        result.error = f"HTTP {result.status}" + (
+            " (redirects are not followed)" if 300 <= result.status < 400 else ""
+        )
+    return result
+
+
+async def deliver(endpoint: Endpoint, event: Event, log: DeliveryLog) -> DeliveryResult:
+    """Send ``event`` to ``endpoint``, retrying as the module describes; never raises.
+
+    Parameters
+    ----------
+    endpoint : Endpoint
+        The checked webhook.
+    event : Event
+        The event (its id, timestamp and body are reused on every attempt).
+    log : DeliveryLog
+        Receives one line per attempt.
+
+    Returns
+    -------
+    DeliveryResult
+    """
+    config = endpoint.config
+    headers = request_headers(endpoint, event)
+    attempt = _Attempt()
+    n = 0
+    async with httpx.AsyncClient(
+        trust_env=False, follow_redirects=False, timeout=config.timeout
+    ) as client:
+        for n in range(1, config.max_attempts + 1):
+            started = time.perf_counter()
+            attempt = await _attempt_once(client, endpoint, event, headers)
+            latency_ms = round((time.perf_counter() - started) * 1000, 3)
+            again = attempt.error is not None and _retryable(attempt) and n < config.max_attempts
+            outcome = _outcome(attempt, again=again)
+            log.append(
+                {
+                    "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "event": event.id,
+                    "type": event.type,
+                    "webhook": endpoint.label,
+                    "attempt": n,
+                    "outcome": outcome,
+                    "status": attempt.status,
+                    "latency_ms": latency_ms,
+                    "address": attempt.address,
+                    "error": attempt.error,
+                }
+            )
+            if not again:
+                break
+            delay = backoff_delay(
+                n, base=config.backoff, cap=config.max_backoff, retry_after=attempt.retry_after
+            )
+            logger.info(
+                "webhook %s: %s attempt %d failed (%s); retrying in %.2f s",
+                endpoint.label, event.type, n, attempt.error, delay,
+            )  # fmt: skip
+            await asyncio.sleep(delay)
+    if attempt.error is not None:
+        logger.warning(
+            "webhook %s: %s event %s not delivered after %d attempt(s): %s",
+            endpoint.label, event.type, event.id, n, attempt.error,
+        )  # fmt: skip
+    return DeliveryResult(
+        webhook=endpoint.label,
+        event_id=event.id,
+        event_type=event.type,
+        delivered=attempt.error is None,
+        attempts=n,
+        status=attempt.status,
+        error=attempt.error,
+    )
