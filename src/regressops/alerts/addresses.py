@@ -33,15 +33,18 @@ class BlockedAddress(ConfigError):
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> Iterator[ipaddress.IPv4Address]:
     """IPv4 addresses an IPv6 address carries (and that a gateway may forward to)."""
-    if ip.ipv4_mapped is not None:
-        yield ip.ipv4_mapped
     if ip.sixtofour is not None:
         yield ip.sixtofour
     if ip.teredo is not None:
         yield from ip.teredo
-    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
-    if ip in _IPV4_COMPATIBLE or any(ip in net for net in _NAT64):
-        yield low32
+    if ip in _IPV4_COMPATIBLE:
+        yield ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+
+
+def _nat64(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if any(ip in net for net in _NAT64):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+    return None
 
 
 def blocked_reason(ip: IPAddress) -> str | None:
@@ -59,7 +62,10 @@ def blocked_reason(ip: IPAddress) -> str | None:
     """
     views: list[IPAddress] = [ip]
     if isinstance(ip, ipaddress.IPv6Address):
-        views.extend(_embedded_ipv4(ip))
+        # an IPv4-mapped or NAT64 address is judged by its IPv4 address (Python counts their
+        # IPv6 blocks as reserved)
+        wrapped = ip.ipv4_mapped or _nat64(ip)
+        views = [wrapped] if wrapped is not None else [ip, *_embedded_ipv4(ip)]
     for view in views:
         for reason, hit in (
             ("unspecified", view.is_unspecified),
