@@ -142,7 +142,9 @@ def create_app(
 
     async def regressops_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RegressopsError)
-        return _error(request, status_of(exc), exc.reason, exc.message)
+        status = status_of(exc)
+        challenge = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return _error(request, status, exc.reason, exc.message, challenge)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

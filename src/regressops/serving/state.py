@@ -61,6 +61,7 @@ class ServingState:
         )
         self.metrics = ServingMetrics()
         self.guard = ApiKeyGuard(settings.api_key_list())
+        self.admin_guard = ApiKeyGuard(settings.admin_key_list())
         self.max_body_bytes = settings.serve.max_body_bytes
         self.predictor: Predictor | None = None
         self.plog: PredictionLogger | None = None
