@@ -172,3 +172,17 @@ def test_ping_reaches_every_webhook(tmp_path: Path, secret: str) -> None:
         [request] = rx.requests()
     assert result.delivered and result.event_type == "ping"
     assert request["verified"] and request["payload"]["type"] == "ping"
+
+
+def test_a_name_is_resolved_and_its_checked_address_connected_to(
+    tmp_path: Path, secret: str
+) -> None:
+    with Receiver(tmp_path, secret) as rx:
+        by_name = rx.url.replace("127.0.0.1", "localhost")
+        settings = make_settings(tmp_path / "home", {"url": by_name})
+        [result] = emit(settings, "performance.degraded", {"rmse": 61.2, "bound": 55.0})
+        [request] = rx.requests()
+    assert result.delivered and request["verified"]
+    assert request["headers"]["host"] == f"localhost:{rx.port}"  # the name, not the address
+    [attempt] = read_deliveries(delivery_log_path(settings))
+    assert attempt["address"] == "127.0.0.1" and attempt["webhook"] == by_name

@@ -123,6 +123,32 @@ def request_headers(endpoint: Endpoint, event: Event) -> dict[str, str]:
     }
 
 
+async def _post(
+    client: httpx.AsyncClient,
+    endpoint: Endpoint,
+    body: bytes,
+    headers: dict[str, str],
+    address: str,
+) -> tuple[int, float | None]:
+    """POST to ``address`` with the webhook's own host name in ``Host`` (and SNI for HTTPS)."""
+    url = endpoint.url
+    extensions: dict[str, Any] = {}
+    if url.scheme == "https" and literal_address(url.host) is None:
+        extensions["sni_hostname"] = url.host  # the certificate is checked against the name
+    request = client.build_request(
+        "POST",
+        url.copy_with(host=address),
+        content=body,
+        headers={**headers, "host": url.netloc.decode("ascii")},
+        extensions=extensions,
+    )
+    response = await client.send(request, stream=True)
+    try:
+        return response.status_code, _retry_after(response.headers.get("retry-after"))
+    finally:
+        await response.aclose()
+
+
 async def _attempt_once(
     client: httpx.AsyncClient, endpoint: Endpoint, event: Event, headers: dict[str, str]
 ) -> _Attempt:
@@ -133,23 +159,16 @@ async def _attempt_once(
         async with asyncio.timeout(config.timeout):
             port = url.port or (443 if url.scheme == "https" else 80)
             addresses = await resolve(url.host, port, allow_private=config.allow_private)
-            result.address = addresses[0]
-            extensions: dict[str, Any] = {}
-            if url.scheme == "https" and literal_address(url.host) is None:
-                extensions["sni_hostname"] = url.host
-            request = client.build_request(
-                "POST",
-                url.copy_with(host=result.address),
-                content=event.body,
-                headers={**headers, "host": url.netloc.decode("ascii")},
-                extensions=extensions,
-            )
-            response = await client.send(request, stream=True)
-            try:
-                result.status = response.status_code
-                result.retry_after = _retry_after(response.headers.get("retry-after"))
-            finally:
-                await response.aclose()
+            for i, address in enumerate(addresses):  # the next checked address if one refuses
+                result.address = address
+                try:
+                    result.status, result.retry_after = await _post(
+                        client, endpoint, event.body, headers, address
+                    )
+                    break
+                except httpx.ConnectError:
+                    if i == len(addresses) - 1:
+                        raise
     except BlockedAddress as exc:
         result.blocked, result.error = True, exc.message
     except TimeoutError:
