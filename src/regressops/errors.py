@@ -108,3 +108,10 @@ class GateFailed(RegressopsError):
 
     default_reason = "gate_failed"
     exit_code = 7
+
+
+class DeliveryFailed(RegressopsError):
+    """A webhook did not accept an event (``regressops webhooks test``)."""
+
+    default_reason = "delivery_failed"
+    exit_code = 8

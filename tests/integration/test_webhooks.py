@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from webhook_support import Receiver
 
+from helpers.webhooks import Receiver
 from regressops.alerts import emit, generate_secret, ping, read_deliveries
 from regressops.alerts.delivery_log import delivery_log_path
 from regressops.config import Settings

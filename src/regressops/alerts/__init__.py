@@ -10,7 +10,7 @@ Examples
 --------
 >>> from regressops.config import Settings
 >>> from regressops.alerts import emit
->>> emit(Settings(), "gate.failed", {"model": "diabetes", "candidate": "4"})  # no webhooks
+>>> emit(Settings(webhooks=[]), "gate.failed", {"model": "diabetes", "candidate": "4"})
 []
 """
 

@@ -30,6 +30,7 @@ from regressops.alerts.delivery_log import DeliveryLog
 from regressops.alerts.endpoints import Endpoint
 from regressops.alerts.events import Event
 from regressops.alerts.signing import signature
+from regressops.redact import redact_text
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class _Attempt:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
+    text = redact_text(" ".join(str(exc).split()))
     name = type(exc).__name__
     return (f"{name}: {text}" if text else name)[:_MAX_ERROR]
 

@@ -120,7 +120,7 @@ def emit(
     Examples
     --------
     >>> from regressops.config import Settings
-    >>> emit(Settings(), "model.promoted", {"model": "diabetes", "version": "3"})
+    >>> emit(Settings(webhooks=[]), "model.promoted", {"model": "diabetes", "version": "3"})
     []
     """
     event = make_event(event_type, dict(data))
