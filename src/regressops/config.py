@@ -55,6 +55,8 @@ class ServeSettings(BaseModel):
     # "process": a JSON-lines log writes requests of 64+ rows from a child process
     log_writer: Literal["process", "thread"] = "process"
     reload_poll_seconds: float = Field(0.0, ge=0)
+    shadow: str | None = None  # a challenger scoring the served rows off the request path
+    shadow_max_pending_rows: int = Field(100_000, ge=1)  # beyond: shadow rows are dropped
 
 
 class GateThresholds(BaseModel):
