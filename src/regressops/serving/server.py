@@ -105,9 +105,9 @@ def serve(
     bundle = load_model(ref)  # fail fast with a clear message
     shadow = shadow or serve_cfg.shadow
     if shadow:
-        from regressops.serving.shadow import require_features
+        from regressops.serving.shadow import check_shadow
 
-        require_features(bundle, load_model(shadow))
+        check_shadow(bundle, load_model(shadow))
     logger.info(
         "model %s version %s loads; starting %d worker(s)", bundle.name, bundle.version, workers
     )

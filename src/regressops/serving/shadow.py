@@ -42,14 +42,21 @@ SHADOW_PREFIX = "shadow:"
 _DIFF_BUCKETS = (0.01, 0.1, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1e3, 1e4)
 
 
-def require_features(served: ModelBundle, shadow: ModelBundle) -> None:
-    """Refuse a shadow model that needs a feature the served model does not take.
+def check_shadow(served: ModelBundle, shadow: ModelBundle) -> None:
+    """Refuse a shadow model that is the served model (same name and version: its log rows
+    could not be told apart) or needs a feature the served model does not take.
 
     Raises
     ------
     ConfigError
-        One line naming both models and the missing features.
+        One line naming both models (and the missing features).
     """
+    if (shadow.name, shadow.version) == (served.name, served.version):
+        raise ConfigError(
+            f"the shadow model is the served model ({served.name} version {served.version}); "
+            "shadow another version",
+            reason="shadow_is_served",
+        )
     missing = [n for n in shadow.spec.names if n not in served.spec.names]
     if missing:
         raise ConfigError(
@@ -162,7 +169,7 @@ class ShadowScorer:
         """
         fingerprint = loader.fingerprint(self.ref)
         predictor = Predictor(loader.load_model(self.ref), max_rows=self.max_rows)
-        require_features(champion.bundle, predictor.bundle)
+        check_shadow(champion.bundle, predictor.bundle)
         index = {n: i for i, n in enumerate(champion.names)}
         columns = None
         if predictor.names != champion.names:

@@ -89,13 +89,24 @@ def test_a_shadow_on_a_subset_of_the_features(tmp_path: Path) -> None:
 
 def test_a_shadow_needing_other_features_is_refused_in_one_line(tmp_path: Path) -> None:
     make_bundle(tmp_path / "champion", features=SUBSET)
-    make_bundle(tmp_path / "challenger")
+    make_bundle(tmp_path / "challenger", version="2")
     with (
         pytest.raises(ConfigError, match=r"needs feature\(s\) \['age', 'sex'") as info,
         serve(tmp_path, tmp_path / "champion", tmp_path / "challenger"),
     ):
         pass
     assert "\n" not in info.value.message
+
+
+def test_the_served_model_itself_is_refused_as_its_shadow(tmp_path: Path) -> None:
+    make_bundle(tmp_path / "champion", version="5")
+    with (
+        pytest.raises(
+            ConfigError, match=r"the shadow model is the served model \(diabetes version 5\)"
+        ),
+        serve(tmp_path, tmp_path / "champion", tmp_path / "champion"),
+    ):
+        pass
 
 
 def test_reload_swaps_both_models_or_neither(tmp_path: Path) -> None:
