@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from run_serve_bench import ENV, RESULTS, Server, _cpu, wrk  # noqa: E402
+from run_serve_bench import ENV, Server, _cpu, replace_section, wrk  # noqa: E402
 
 from helpers.bundles import make_bundle  # noqa: E402
 
@@ -57,7 +56,11 @@ def main() -> None:
     make_bundle(tmp / "challenger", version="2", shift=5.0)
     body = tmp / "stream.json"
     body.write_text(f'{{"data": {ROW}}}')
-    env = {**ENV, "REGRESSOPS_HOME": str(tmp / "home"), "REGRESSOPS_CONFIG": str(tmp / "absent.toml")}
+    env = {
+        **ENV,
+        "REGRESSOPS_HOME": str(tmp / "home"),
+        "REGRESSOPS_CONFIG": str(tmp / "absent.toml"),
+    }
     base = [str(BIN / "regressops"), "serve", "--model", str(tmp / "champion"), "--port", "{port}"]
     servers = [
         Server("champion", [*base, "--prediction-log", str(tmp / "alone.jsonl")], env, "/readyz"),
@@ -80,8 +83,14 @@ def main() -> None:
     finally:
         for server in servers:
             server.stop()
-    scored = sum(float(m) for m in re.findall(r'regressops_shadow_rows_total\{result="scored"\} ([\d.e+]+)', metrics))
-    dropped = sum(float(m) for m in re.findall(r'regressops_shadow_rows_total\{result="dropped"\} ([\d.e+]+)', metrics))
+    scored = sum(
+        float(m)
+        for m in re.findall(r'regressops_shadow_rows_total\{result="scored"\} ([\d.e+]+)', metrics)
+    )
+    dropped = sum(
+        float(m)
+        for m in re.findall(r'regressops_shadow_rows_total\{result="dropped"\} ([\d.e+]+)', metrics)
+    )
     lines = [
         START,
         "## Challenger in shadow (`bench/serve/bench_shadow.py`)",
@@ -106,12 +115,7 @@ def main() -> None:
     lines.append(END)
     print("\n".join(lines))
     if not args.no_write:
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        if START in text:
-            text = text[: text.index(START)] + "\n".join(lines) + text[text.index(END) + len(END) :]
-        else:
-            text = text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
-        RESULTS.write_text(text)
+        replace_section(lines)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
