@@ -152,7 +152,7 @@ def build_models(tmp: Path, with_mlflow: bool) -> tuple[Path, list[str], np.ndar
     from sklearn.datasets import load_diabetes
 
     sys.path.insert(0, str(ROOT / "tests"))
-    from bundles import make_bundle
+    from helpers.bundles import make_bundle
 
     bundle_dir = tmp / "diabetes"
     bundle = make_bundle(bundle_dir)
