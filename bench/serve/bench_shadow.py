@@ -7,6 +7,11 @@ Both write the prediction log (the shadow's rows go to it too). The runs alterna
 two, so the ratio compares figures taken under the same machine load; the medians of ``--runs``
 runs are reported. Goal: with a shadow ≥ 85% of the throughput without.
 
+On a shared machine throughput swings with the neighbours' load, so the script also reads each
+server's CPU time (``/proc/PID/stat``, all its threads) around every run: CPU microseconds per
+answered request are steady under contention, and their ratio is the throughput ratio a
+CPU-bound server would show on a machine of its own.
+
 Usage::
 
     .venv/bin/python bench/serve/bench_shadow.py                 # writes a section to RESULTS.md
@@ -47,6 +52,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--conns", type=int, nargs="+", default=[8, 64])
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--no-log", action="store_true", help="both servers with the log off")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
@@ -63,8 +69,9 @@ def main() -> None:
     }
     base = [str(BIN / "regressops"), "serve", "--model", str(tmp / "champion"), "--port", "{port}"]
     servers = [
-        Server("champion", [*base, "--prediction-log", str(tmp / "alone.jsonl")], env, "/readyz"),
-        Server("champion+shadow", [*base, "--prediction-log", str(tmp / "shadow.jsonl"),
+        Server("champion", [*base, "--prediction-log", "off" if args.no_log else str(tmp / "alone.jsonl")],
+               env, "/readyz"),
+        Server("champion+shadow", [*base, "--prediction-log", "off" if args.no_log else str(tmp / "shadow.jsonl"),
                                    "--shadow", str(tmp / "challenger")], env, "/readyz"),
     ]  # fmt: skip
     results: dict[int, dict[str, list[dict[str, float]]]] = {}
@@ -75,7 +82,12 @@ def main() -> None:
             results[conns] = {s.name: [] for s in servers}
             for _ in range(args.runs):
                 for server in servers:
+                    assert server.proc is not None
+                    cpu0 = _cpu_seconds(server.proc.pid)
                     r = wrk(server.url + "/stream", body, conns=conns, seconds=seconds)
+                    r["cpu_us"] = (
+                        (_cpu_seconds(server.proc.pid) - cpu0) / (r["rps"] * seconds) * 1e6
+                    )
                     results[conns][server.name].append(r)
             for server in servers:
                 print(conns, server.name, _median(results[conns][server.name]), flush=True)
@@ -103,20 +115,28 @@ def main() -> None:
         "each (uvloop, httptools); prediction log on (JSON lines) for both; OMP_NUM_THREADS=1 (BLAS single-threaded)",
         f"- shadow rows scored {scored:,.0f}, dropped {dropped:,.0f} (the shadow server's /metrics after the runs)",
         "",
-        "| /stream | without shadow req/s | p50 / p99 ms | with shadow req/s | p50 / p99 ms | ratio (goal ≥ 85%) |",
-        "|---|---|---|---|---|---|",
+        "| /stream | without shadow req/s | p50 / p99 ms | with shadow req/s | p50 / p99 ms | ratio (goal ≥ 85%) "
+        "| CPU µs/request without / with | CPU ratio (without/with) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for conns, by_server in results.items():
         a, b = _median(by_server["champion"]), _median(by_server["champion+shadow"])
         lines.append(
             f"| c{conns} | {a['rps']:,.0f} | {a['p50_ms']:.2f} / {a['p99_ms']:.2f} | {b['rps']:,.0f} | "
-            f"{b['p50_ms']:.2f} / {b['p99_ms']:.2f} | {b['rps'] / a['rps']:.0%} |"
+            f"{b['p50_ms']:.2f} / {b['p99_ms']:.2f} | {b['rps'] / a['rps']:.0%} | "
+            f"{a['cpu_us']:.1f} / {b['cpu_us']:.1f} | {a['cpu_us'] / b['cpu_us']:.0%} |"
         )
     lines.append(END)
     print("\n".join(lines))
     if not args.no_write:
         replace_section(lines)
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (every thread)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _median(runs: list[dict[str, float]]) -> dict[str, float]:
