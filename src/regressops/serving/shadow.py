@@ -188,6 +188,13 @@ class ShadowScorer:
         self.info.labels(model.predictor.name, model.predictor.version).set(1)
         return model.predictor
 
+    def identity(self) -> dict[str, str] | None:
+        """``{"name", "version"}`` of the shadow model, or None before it is loaded."""
+        model = self.model
+        if model is None:
+            return None
+        return {"name": model.predictor.name, "version": model.predictor.version}
+
     def changed(self) -> bool:
         """True when the challenger's reference now points at another model (for polling)."""
         model = self.model

@@ -117,6 +117,7 @@ def test_reload_swaps_both_models_or_neither(tmp_path: Path) -> None:
         make_bundle(tmp_path / "challenger", version="8", shift=2.0)
         r = c.post("/admin/reload")
         assert r.status_code == 200 and r.json()["version"] == "1", r.text
+        assert c.get("/model-check").json()["shadow"] == {"name": "diabetes", "version": "8"}
         c.post("/stream", json={"data": ROW})
         (tmp_path / "challenger" / "model.json").write_text("{broken")
         make_bundle(tmp_path / "champion", version="2")
