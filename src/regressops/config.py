@@ -150,6 +150,9 @@ class WebhookSettings(BaseModel):
         Attempts before a delivery is given up.
     backoff, max_backoff : float
         Seconds before the first retry (doubled each time, with jitter) and its upper bound.
+    ca_file : str or None
+        PEM file of the certificate authorities trusted for this webhook's HTTPS (default: the
+        bundled public ones), e.g. a company's internal CA.
     """
 
     url: str
@@ -161,6 +164,7 @@ class WebhookSettings(BaseModel):
     max_attempts: int = Field(5, ge=1, le=20)
     backoff: float = Field(0.5, ge=0)
     max_backoff: float = Field(10.0, ge=0)
+    ca_file: str | None = None
 
     @field_validator("url")
     @classmethod

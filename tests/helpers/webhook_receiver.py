@@ -9,7 +9,8 @@ whether it verified, the payload) and answers:
 - 401 to a request whose signature does not verify;
 - 204 otherwise.
 
-It prints its port on the first line of standard output once it listens.
+With ``--tls-cert`` and ``--tls-key`` it speaks HTTPS. It prints its port on the first line of
+standard output once it listens.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +35,8 @@ def main() -> None:
     parser.add_argument("--fail", type=int, default=0)
     parser.add_argument("--fail-status", type=int, default=503)
     parser.add_argument("--hang", type=int, default=0)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
     args = parser.parse_args()
     verifier = Webhook(os.environ[args.secret_env])
     lock = threading.Lock()
@@ -72,6 +76,10 @@ def main() -> None:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     sys.stdout.write(f"{server.server_address[1]}\n")
     sys.stdout.flush()
     server.serve_forever()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from helpers.webhooks import Receiver
+from helpers.webhooks import Receiver, self_signed
 from regressops.alerts import emit, generate_secret, ping, read_deliveries
 from regressops.alerts.delivery_log import delivery_log_path
 from regressops.config import Settings
@@ -186,3 +186,24 @@ def test_a_name_is_resolved_and_its_checked_address_connected_to(
     assert request["headers"]["host"] == f"localhost:{rx.port}"  # the name, not the address
     [attempt] = read_deliveries(delivery_log_path(settings))
     assert attempt["address"] == "127.0.0.1" and attempt["webhook"] == by_name
+
+
+def test_https_checks_the_certificate_against_the_name_not_the_address(
+    tmp_path: Path, secret: str
+) -> None:
+    cert, key = self_signed(tmp_path / "tls", "localhost")
+    with Receiver(tmp_path, secret, tls=(cert, key)) as rx:
+        by_name = rx.url.replace("127.0.0.1", "localhost")  # connects to 127.0.0.1 all the same
+        hooks = [
+            {"url": by_name, "ca_file": str(cert)},
+            {"url": rx.url, "ca_file": str(cert), "max_attempts": 1},  # the cert does not name it
+            {"url": by_name, "max_attempts": 1},  # an authority the client does not trust
+        ]
+        settings = make_settings(tmp_path / "home", *hooks)
+        named, by_address, untrusted = emit(settings, "model.promoted", {"version": "9"})
+        [request] = rx.requests()
+    assert named.delivered and request["verified"]
+    assert request["headers"]["host"] == f"localhost:{rx.port}"
+    assert read_deliveries(delivery_log_path(settings))[0]["address"] == "127.0.0.1"
+    assert not by_address.delivered and "certificate" in str(by_address.error).lower()
+    assert not untrusted.delivered and "certificate" in str(untrusted.error).lower()

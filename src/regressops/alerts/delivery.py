@@ -204,7 +204,7 @@ async def deliver(endpoint: Endpoint, event: Event, log: DeliveryLog) -> Deliver
     attempt = _Attempt()
     n = 0
     async with httpx.AsyncClient(
-        trust_env=False, follow_redirects=False, timeout=config.timeout
+        trust_env=False, follow_redirects=False, timeout=config.timeout, verify=endpoint.verify
     ) as client:
         for n in range(1, config.max_attempts + 1):
             started = time.perf_counter()

@@ -9,8 +9,10 @@ naming the webhook by its label, never by its secret.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -35,12 +37,15 @@ class Endpoint:
         HMAC keys (one per secret during a rotation); not shown by ``repr``.
     config : WebhookSettings
         Its settings (timeout, attempts, backoff, events, allow_private).
+    verify : ssl.SSLContext or bool
+        What HTTPS trusts (True: the bundled public certificate authorities).
     """
 
     label: str
     url: httpx.URL
     keys: tuple[bytes, ...]
     config: WebhookSettings
+    verify: ssl.SSLContext | bool = True
 
     def __repr__(self) -> str:
         return f"Endpoint({self.label!r}, {len(self.keys)} key(s))"
@@ -111,6 +116,7 @@ def build_endpoint(config: WebhookSettings, environ: Mapping[str, str] | None = 
                 check_event_type(event)
             except ConfigError as exc:
                 raise ConfigError(f"{where}: {exc.message}", reason=exc.reason) from None
+    verify = _tls(config, where)
     value = env.get(config.secret_env)
     if not value:
         raise ConfigError(
@@ -122,7 +128,25 @@ def build_endpoint(config: WebhookSettings, environ: Mapping[str, str] | None = 
         keys = parse_secrets(value, variable=config.secret_env)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc.message}", reason=exc.reason) from None
-    return Endpoint(label=label, url=url, keys=keys, config=config)
+    return Endpoint(label=label, url=url, keys=keys, config=config, verify=verify)
+
+
+def _tls(config: WebhookSettings, where: str) -> ssl.SSLContext | bool:
+    """What HTTPS trusts: the bundled public authorities, or those of ``ca_file``."""
+    if config.ca_file is None:
+        return True
+    if not Path(config.ca_file).is_file():
+        raise ConfigError(
+            f"{where}: ca_file {config.ca_file} is not a file (expected PEM certificates)",
+            reason="invalid_ca_file",
+        )
+    try:
+        return ssl.create_default_context(cafile=config.ca_file)
+    except (ssl.SSLError, OSError, ValueError):
+        raise ConfigError(
+            f"{where}: ca_file {config.ca_file} holds no readable PEM certificate",
+            reason="invalid_ca_file",
+        ) from None
 
 
 def build_endpoints(settings: Settings, environ: Mapping[str, str] | None = None) -> list[Endpoint]:

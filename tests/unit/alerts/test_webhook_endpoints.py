@@ -67,6 +67,14 @@ def test_bad_webhooks_are_one_line(
     assert "\n" not in info.value.message and info.value.exit_code == 2
 
 
+def test_a_ca_file_must_hold_certificates(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"ca_file \S+nowhere.pem is not a file"):
+        build_endpoint(hook(ca_file=str(tmp_path / "nowhere.pem")), ENV)
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    with pytest.raises(ConfigError, match=r"junk.pem holds no readable PEM certificate"):
+        build_endpoint(hook(ca_file=str(tmp_path / "junk.pem")), ENV)
+
+
 def test_private_addresses_pass_with_allow_private() -> None:
     assert build_endpoint(hook("http://10.0.0.7/x", allow_private=True), ENV).url.host == (
         "10.0.0.7"
