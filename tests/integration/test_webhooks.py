@@ -99,6 +99,17 @@ def test_an_attempt_that_gets_no_answer_times_out_and_is_retried(
     assert first["outcome"] == "retry" and first["error"] == "no answer within 0.5 s"
 
 
+def test_a_delivery_stays_within_attempts_times_timeout(tmp_path: Path, secret: str) -> None:
+    with Receiver(tmp_path, secret, hang=99) as rx:
+        hook = {"url": rx.url, "timeout": 0.5, "max_attempts": 5, "backoff": 0.3}
+        settings = make_settings(tmp_path / "home", hook)
+        [result] = emit(settings, "retrain.finished", {})
+    # five attempts that each wait the full 0.5 s leave no time for the waits between them
+    assert not result.delivered and 1 < result.attempts < 5
+    log = read_deliveries(delivery_log_path(settings))
+    assert log[0]["error"] == "no answer within 0.5 s" and log[-1]["outcome"] == "failed"
+
+
 def test_rotation_signs_with_every_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old, new, other = generate_secret(), generate_secret(), generate_secret()
     monkeypatch.setenv(SECRET_ENV, f"{old} {new}")

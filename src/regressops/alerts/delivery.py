@@ -8,8 +8,9 @@ at most ``max_backoff``; a 429's or 503's ``Retry-After`` lengthens the wait up 
 with the same id, timestamp, body and signature. Other answers (redirects, which are never
 followed, and other 4xx) end the delivery. Each attempt is one line of the delivery log.
 
-A delivery therefore never takes longer than ``max_attempts × timeout`` plus the waits
-between attempts (at most ``(max_attempts - 1) × max_backoff``).
+A delivery never takes longer than ``max_attempts × timeout`` in all, waits included: each
+attempt gets what is left of that budget (at most ``timeout``), and no retry starts when the
+wait before it would leave less than ``min(timeout, 0.5 s)``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from regressops.redact import redact_text
 logger = logging.getLogger(__name__)
 
 USER_AGENT = f"regressops-webhooks/{__version__}"
+MIN_ATTEMPT_SECONDS = 0.5  # no retry with less time than this left in the delivery's budget
 _MAX_ERROR = 200
 
 
@@ -151,13 +153,17 @@ async def _post(
 
 
 async def _attempt_once(
-    client: httpx.AsyncClient, endpoint: Endpoint, event: Event, headers: dict[str, str]
+    client: httpx.AsyncClient,
+    endpoint: Endpoint,
+    event: Event,
+    headers: dict[str, str],
+    timeout: float,
 ) -> _Attempt:
     result = _Attempt()
     url = endpoint.url
     config = endpoint.config
     try:
-        async with asyncio.timeout(config.timeout):
+        async with asyncio.timeout(timeout):
             port = url.port or (443 if url.scheme == "https" else 80)
             addresses = await resolve(url.host, port, allow_private=config.allow_private)
             for i, address in enumerate(addresses):  # the next checked address if one refuses
@@ -173,7 +179,7 @@ async def _attempt_once(
     except BlockedAddress as exc:
         result.blocked, result.error = True, exc.message
     except TimeoutError:
-        result.error = f"no answer within {config.timeout:g} s"
+        result.error = f"no answer within {timeout:.3g} s"
     except (httpx.HTTPError, OSError) as exc:
         result.error = _describe(exc)
     if result.status is not None and not 200 <= result.status < 300:
@@ -203,14 +209,25 @@ async def deliver(endpoint: Endpoint, event: Event, log: DeliveryLog) -> Deliver
     headers = request_headers(endpoint, event)
     attempt = _Attempt()
     n = 0
+    deadline = time.monotonic() + config.max_attempts * config.timeout  # the whole delivery's
     async with httpx.AsyncClient(
         trust_env=False, follow_redirects=False, timeout=config.timeout, verify=endpoint.verify
     ) as client:
         for n in range(1, config.max_attempts + 1):
             started = time.perf_counter()
-            attempt = await _attempt_once(client, endpoint, event, headers)
+            budget = min(config.timeout, deadline - time.monotonic())
+            attempt = await _attempt_once(client, endpoint, event, headers, budget)
             latency_ms = round((time.perf_counter() - started) * 1000, 3)
-            again = attempt.error is not None and _retryable(attempt) and n < config.max_attempts
+            delay = backoff_delay(
+                n, base=config.backoff, cap=config.max_backoff, retry_after=attempt.retry_after
+            )
+            left = deadline - time.monotonic() - delay  # for the next attempt, after the wait
+            again = (
+                attempt.error is not None
+                and _retryable(attempt)
+                and n < config.max_attempts
+                and left >= min(config.timeout, MIN_ATTEMPT_SECONDS)
+            )
             outcome = _outcome(attempt, again=again)
             log.append(
                 {
@@ -228,9 +245,6 @@ async def deliver(endpoint: Endpoint, event: Event, log: DeliveryLog) -> Deliver
             )
             if not again:
                 break
-            delay = backoff_delay(
-                n, base=config.backoff, cap=config.max_backoff, retry_after=attempt.retry_after
-            )
             logger.info(
                 "webhook %s: %s attempt %d failed (%s); retrying in %.2f s",
                 endpoint.label, event.type, n, attempt.error, delay,
