@@ -17,6 +17,7 @@ import socket
 from collections.abc import Iterator
 
 from regressops.errors import ConfigError
+from regressops.reasons import Reason
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -28,7 +29,7 @@ _LOCAL_NAMES = ("localhost", "localhost.localdomain")
 class BlockedAddress(ConfigError):
     """A webhook's host is, or resolves to, an address the guard refuses."""
 
-    default_reason = "private_address"
+    default_reason = Reason.PRIVATE_ADDRESS
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> Iterator[ipaddress.IPv4Address]:

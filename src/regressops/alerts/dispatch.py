@@ -28,6 +28,7 @@ from regressops.alerts.endpoints import (
 from regressops.alerts.events import PING, Event, make_event
 from regressops.config import Settings
 from regressops.errors import ConfigError
+from regressops.reasons import Reason
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def ping(
         what = f"no webhook named {webhook!r}" if webhook else "no webhook is configured"
         raise ConfigError(
             f"{what}; add a [[webhooks]] entry (url, secret_env) to regressops.toml",
-            reason="no_webhook",
+            reason=Reason.NO_WEBHOOK,
         )
     event = make_event(PING, {"message": "regressops webhook test", "webhook": webhook})
     return send(settings, endpoints, event)

@@ -21,6 +21,7 @@ from regressops.alerts.events import ALL, PING, check_event_type
 from regressops.alerts.signing import parse_secrets
 from regressops.config import Settings, WebhookSettings
 from regressops.errors import ConfigError
+from regressops.reasons import Reason
 
 
 @dataclass(frozen=True, repr=False)
@@ -99,7 +100,8 @@ def build_endpoint(config: WebhookSettings, environ: Mapping[str, str] | None = 
         url = httpx.URL(config.url)
     except (httpx.InvalidURL, ValueError, TypeError):
         raise ConfigError(
-            "webhook URL is malformed; expected http(s)://HOST[:PORT]/PATH", reason="invalid_url"
+            "webhook URL is malformed; expected http(s)://HOST[:PORT]/PATH",
+            reason=Reason.INVALID_URL,
         ) from None
     where = f"webhook {label}"
     try:
@@ -122,7 +124,7 @@ def build_endpoint(config: WebhookSettings, environ: Mapping[str, str] | None = 
         raise ConfigError(
             f"{where}: the secret variable {config.secret_env} is not set (it holds whsec_... "
             "; `regressops webhooks secret` makes one)",
-            reason="missing_secret",
+            reason=Reason.MISSING_SECRET,
         )
     try:
         keys = parse_secrets(value, variable=config.secret_env)
@@ -138,14 +140,14 @@ def _tls(config: WebhookSettings, where: str) -> ssl.SSLContext | bool:
     if not Path(config.ca_file).is_file():
         raise ConfigError(
             f"{where}: ca_file {config.ca_file} is not a file (expected PEM certificates)",
-            reason="invalid_ca_file",
+            reason=Reason.INVALID_CA_FILE,
         )
     try:
         return ssl.create_default_context(cafile=config.ca_file)
     except (ssl.SSLError, OSError, ValueError):
         raise ConfigError(
             f"{where}: ca_file {config.ca_file} holds no readable PEM certificate",
-            reason="invalid_ca_file",
+            reason=Reason.INVALID_CA_FILE,
         ) from None
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from regressops.errors import ConfigError
+from regressops.reasons import Reason
 
 PING = "ping"
 EVENT_TYPES: dict[str, str] = {
@@ -65,7 +66,8 @@ def check_event_type(event_type: str) -> str:
     if event_type not in EVENT_TYPES:
         known = ", ".join(EVENT_TYPES)
         raise ConfigError(
-            f"unknown event type {event_type!r}; expected one of {known}", reason="unknown_event"
+            f"unknown event type {event_type!r}; expected one of {known}",
+            reason=Reason.UNKNOWN_EVENT,
         )
     return event_type
 

@@ -15,6 +15,7 @@ import hmac
 import os
 
 from regressops.errors import ConfigError
+from regressops.reasons import Reason
 
 PREFIX = "whsec_"
 MIN_KEY_BYTES = 16
@@ -49,7 +50,9 @@ def parse_secrets(value: str, *, variable: str) -> tuple[bytes, ...]:
     """
     tokens = value.replace(",", " ").split()
     if not tokens:
-        raise ConfigError(f"webhook secret variable {variable} is empty", reason="invalid_secret")
+        raise ConfigError(
+            f"webhook secret variable {variable} is empty", reason=Reason.INVALID_SECRET
+        )
     keys = []
     for i, token in enumerate(tokens, 1):
         where = f"secret {i} in {variable}" if len(tokens) > 1 else f"the secret in {variable}"
@@ -57,18 +60,18 @@ def parse_secrets(value: str, *, variable: str) -> tuple[bytes, ...]:
             raise ConfigError(
                 f"{where} must start with {PREFIX} (then base64); "
                 "make one with `regressops webhooks secret`",
-                reason="invalid_secret",
+                reason=Reason.INVALID_SECRET,
             )
         try:
             key = base64.b64decode(token[len(PREFIX) :], validate=True)
         except (binascii.Error, ValueError):
             raise ConfigError(
-                f"{where} is not valid base64 after {PREFIX}", reason="invalid_secret"
+                f"{where} is not valid base64 after {PREFIX}", reason=Reason.INVALID_SECRET
             ) from None
         if not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
             raise ConfigError(
                 f"{where} decodes to {len(key)} bytes; expected {MIN_KEY_BYTES} to {MAX_KEY_BYTES}",
-                reason="invalid_secret",
+                reason=Reason.INVALID_SECRET,
             )
         keys.append(key)
     return tuple(keys)

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from regressops.reasons import Reason
 from regressops.serving.metrics import CONTENT_TYPE
 from regressops.serving.problems import ApiError
 from regressops.serving.schemas import ErrorResponse, Liveness, Readiness, ReloadResult
@@ -105,7 +106,9 @@ async def reload(request: Request) -> dict[str, Any]:
         )
         if refusal is not None:
             status, message = refusal
-            raise ApiError(status, "unauthorized" if status == 401 else "forbidden", message)
+            raise ApiError(
+                status, Reason.UNAUTHORIZED if status == 401 else Reason.FORBIDDEN, message
+            )
     elif not state.guard.enabled and not is_loopback(client):
         raise ApiError(
             403, "forbidden", "reload is allowed from this machine only unless API keys are set"

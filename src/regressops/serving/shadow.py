@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from regressops.errors import ConfigError, RegressopsError
 from regressops.models.bundle import ModelBundle
+from regressops.reasons import Reason
 from regressops.serving import loader
 from regressops.serving.log.batch import LogBatch
 from regressops.serving.log.queue import PredictionLogger
@@ -55,7 +56,7 @@ def check_shadow(served: ModelBundle, shadow: ModelBundle) -> None:
         raise ConfigError(
             f"the shadow model is the served model ({served.name} version {served.version}); "
             "shadow another version",
-            reason="shadow_is_served",
+            reason=Reason.SHADOW_IS_SERVED,
         )
     missing = [n for n in shadow.spec.names if n not in served.spec.names]
     if missing:
@@ -63,7 +64,7 @@ def check_shadow(served: ModelBundle, shadow: ModelBundle) -> None:
             f"the shadow model {shadow.name} version {shadow.version} needs feature(s) "
             f"{missing} that the served model {served.name} version {served.version} does not "
             "take",
-            reason="shadow_incompatible",
+            reason=Reason.SHADOW_INCOMPATIBLE,
         )
 
 
