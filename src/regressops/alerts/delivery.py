@@ -20,7 +20,6 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -229,20 +228,10 @@ async def deliver(endpoint: Endpoint, event: Event, log: DeliveryLog) -> Deliver
                 and left >= min(config.timeout, MIN_ATTEMPT_SECONDS)
             )
             outcome = _outcome(attempt, again=again)
-            log.append(
-                {
-                    "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                    "event": event.id,
-                    "type": event.type,
-                    "webhook": endpoint.label,
-                    "attempt": n,
-                    "outcome": outcome,
-                    "status": attempt.status,
-                    "latency_ms": latency_ms,
-                    "address": attempt.address,
-                    "error": attempt.error,
-                }
-            )
+            log.attempt(
+                event, endpoint.label, attempt=n, outcome=outcome, status=attempt.status,
+                latency_ms=latency_ms, address=attempt.address, error=attempt.error,
+            )  # fmt: skip
             if not again:
                 break
             logger.info(

@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from regressops.alerts.events import Event
 from regressops.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,34 @@ class DeliveryLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+
+    def attempt(
+        self,
+        event: Event,
+        webhook: str,
+        *,
+        attempt: int,
+        outcome: str,
+        status: int | None = None,
+        latency_ms: float = 0.0,
+        address: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Log one attempt (``attempt=0``: the event was not sent) in the module's schema."""
+        self.append(
+            {
+                "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "event": event.id,
+                "type": event.type,
+                "webhook": webhook,
+                "attempt": attempt,
+                "outcome": outcome,
+                "status": status,
+                "latency_ms": latency_ms,
+                "address": address,
+                "error": error,
+            }
+        )
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one attempt; a failure to write is logged, never raised."""

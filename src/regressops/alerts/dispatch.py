@@ -13,7 +13,6 @@ import asyncio
 import logging
 from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from regressops.alerts.delivery import DeliveryResult, deliver
@@ -53,20 +52,7 @@ async def _send_all(endpoints: list[Endpoint], event: Event, log: DeliveryLog) -
 
 def _not_sent(label: str, event: Event, why: str, log: DeliveryLog) -> DeliveryResult:
     logger.warning("%s event %s not sent: %s", event.type, event.id, why)
-    log.append(
-        {
-            "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "event": event.id,
-            "type": event.type,
-            "webhook": label,
-            "attempt": 0,
-            "outcome": "not_sent",
-            "status": None,
-            "latency_ms": 0.0,
-            "address": None,
-            "error": why,
-        }
-    )
+    log.attempt(event, label, attempt=0, outcome="not_sent", error=why)
     return DeliveryResult(label, event.id, event.type, delivered=False, attempts=0, error=why)
 
 
