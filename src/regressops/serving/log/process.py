@@ -262,6 +262,8 @@ def encode(batches: list[LogBatch]) -> tuple[bytes, list[Any]]:
             "latency_ms": b.latency_ms,
             "rows": len(b),
         }
+        if b.request_ids is not None:
+            item["request_ids"], item["request_rows"] = b.request_ids, b.request_rows
         if isinstance(b.features, np.ndarray):
             matrix = np.ascontiguousarray(b.features, dtype=np.float64)
             item["width"] = int(matrix.shape[1]) if matrix.ndim == 2 else 0
@@ -299,6 +301,8 @@ def decode(meta: list[dict[str, Any]], payload: memoryview) -> list[LogBatch]:
                 features,
                 preds,
                 item["latency_ms"],
+                item.get("request_ids"),
+                item.get("request_rows"),
             )
         )
     return batches
