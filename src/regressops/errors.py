@@ -105,6 +105,12 @@ class GateFailed(RegressopsError):
     exit_code = 7
 
 
+class MissingExtraError(ConfigError):
+    """A command needs a part of regressops this installation lacks (an extra, e.g. ``train``)."""
+
+    default_reason = "missing_extra"
+
+
 class DeliveryFailed(RegressopsError):
     """A webhook did not accept an event (``regressops webhooks test``)."""
 

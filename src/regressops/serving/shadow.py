@@ -312,7 +312,7 @@ class ShadowScorer:
                 LogBatch(
                     same[0].ts, same[0].request_id, SHADOW_PREFIX + endpoint, predictor.name,
                     predictor.version, predictor.names, part, preds[start : start + n],
-                    latency_ms, ids, rows,
+                    latency_ms, request_ids=ids, request_rows=rows,
                 )
             )  # fmt: skip
             start += n
