@@ -123,6 +123,36 @@ class DataSettings(BaseModel):
     connect_timeout: float = Field(10.0, gt=0.0)
 
 
+class ComputeSettings(BaseModel):
+    """Where partitioned work runs (``train``/``predict``/``monitor`` with ``--engine``).
+
+    Attributes
+    ----------
+    engine : {"numpy", "dask"}
+        ``numpy``: in this process (the default); ``dask``: on a Dask cluster.
+    scheduler : str
+        ``local`` or ``local:N`` (a local cluster of N worker processes, default 2), or a
+        scheduler address ``tcp://HOST:PORT``.
+    partition_rows : int
+        Rows per partition of Parquet input (whole row groups; CSV files are one partition
+        each); a worker holds one partition at a time.
+    worker_memory : str
+        Memory limit of each worker of a local cluster (Dask's syntax, e.g. ``2GB``).
+    connect_timeout : float
+        Seconds to wait for the scheduler.
+    storage_options : dict
+        Object-storage options for ``s3://`` inputs and lake roots (endpoint, region); keys and
+        secrets belong in the environment (``AWS_ACCESS_KEY_ID``...), not here.
+    """
+
+    engine: Literal["numpy", "dask"] = "numpy"
+    scheduler: str = "local"
+    partition_rows: int = Field(1_000_000, ge=1)
+    worker_memory: str = "2GB"
+    connect_timeout: float = Field(10.0, gt=0.0)
+    storage_options: dict[str, str] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     """Every path, URI and threshold regressops uses.
 
@@ -150,6 +180,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     gates: GateSettings = Field(default_factory=GateSettings)
     data: DataSettings = Field(default_factory=DataSettings)
+    compute: ComputeSettings = Field(default_factory=ComputeSettings)
     datasets: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @classmethod
