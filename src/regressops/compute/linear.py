@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from regressops.compute.engines import Engine
 from regressops.compute.partitions import Partition, read_partition
 from regressops.compute.rows import Side, SplitPlan, select
-from regressops.errors import DataError
+from regressops.errors import DataError, DivergenceError
 from regressops.features import FeatureSpec
 from regressops.models._qr import QRFactor
 from regressops.models.linear import LinearRegressor
@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
 REFINE_STEPS = 2
+AUTO_RETRIES = 8
 _GRADIENT_BLOCK_ROWS = 4096
 
 
@@ -54,7 +55,9 @@ class LinearFitPlan:
         L2 penalty (ridge), as :class:`LinearRegressor`'s.
     fit_intercept : bool
     epochs : int
-        Passes over the data of the minibatch fit.
+        Most passes over the data of the minibatch fit.
+    tol : float
+        The minibatch fit stops once a pass improves the mean loss by less than this share.
     batch_size : int
         Rows per minibatch step.
     random_state : int
@@ -66,7 +69,8 @@ class LinearFitPlan:
     solver: str = "exact"
     alpha: float = 0.0
     fit_intercept: bool = True
-    epochs: int = 3
+    epochs: int = 20
+    tol: float = 1e-3
     batch_size: int = 256
     random_state: int = 42
     params: dict[str, Any] = field(default_factory=dict)
@@ -211,15 +215,41 @@ def fit_minibatch(
 ) -> LinearFit:
     """Minibatch SGD with partitions streamed from the workers (see module notes).
 
+    Passes stop after ``plan.epochs`` or once a pass improves the mean training loss by less
+    than ``plan.tol`` (relative). As the in-process fit does, an ``"auto"`` step that diverges
+    is halved and the fit restarted (at most 8 times).
+
     Raises
     ------
     DataError
         No training row, or a target value is missing.
+    DivergenceError
+        The fit diverged at every step size tried.
     """
+    learning_rate: float | str = plan.params.get("learning_rate", "auto")
+    for attempt in range(AUTO_RETRIES + 1):
+        try:
+            return _stream_epochs(engine, partitions, design, plan, learning_rate)
+        except DivergenceError as exc:
+            if plan.params.get("learning_rate", "auto") != "auto" or attempt == AUTO_RETRIES:
+                raise
+            learning_rate = float(exc.details["learning_rate"]) / 2
+            logger.warning("minibatch diverged; restarting with learning rate %g", learning_rate)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _stream_epochs(
+    engine: Engine,
+    partitions: Sequence[Partition],
+    design: Design,
+    plan: LinearFitPlan,
+    learning_rate: float | str,
+) -> LinearFit:
     est = LinearRegressor(
         **{
             **plan.params,
             "solver": "minibatch",
+            "learning_rate": learning_rate,
             "alpha": plan.alpha,
             "fit_intercept": plan.fit_intercept,
             "batch_size": plan.batch_size,
@@ -241,7 +271,9 @@ def fit_minibatch(
         n_rows = seen
         losses.append(total / seen)
         logger.info("minibatch epoch %d: mean loss %.6g", epoch + 1, losses[-1])
+        if len(losses) > 1 and 0 <= losses[-2] - losses[-1] < plan.tol * abs(losses[-2]):
+            break
     fitted = copy.copy(est)
     fitted.loss_curve_ = losses
-    fitted.n_iter_ = plan.epochs
-    return LinearFit(fitted, n_rows, passes=plan.epochs)
+    fitted.n_iter_ = len(losses)
+    return LinearFit(fitted, n_rows, passes=len(losses))

@@ -198,8 +198,8 @@ def _parquet_file(uri: str, storage_options: Mapping[str, str]) -> Any:
         ) from None
 
 
-def read_partition(part: Partition, columns: Sequence[str]) -> pd.DataFrame:
-    """Read a partition's ``columns`` as a DataFrame (numbers as float64, text as objects).
+def read_partition(part: Partition, columns: Sequence[str] | None) -> pd.DataFrame:
+    """Read a partition's ``columns`` (``None``: all) as a DataFrame.
 
     Raises
     ------
@@ -209,6 +209,8 @@ def read_partition(part: Partition, columns: Sequence[str]) -> pd.DataFrame:
         The file cannot be read.
     """
     table = _read_arrow(part, columns)
+    if columns is None:
+        return table.to_pandas()
     missing = [c for c in columns if c not in table.column_names]
     if missing:
         raise SchemaError(
@@ -219,7 +221,7 @@ def read_partition(part: Partition, columns: Sequence[str]) -> pd.DataFrame:
     return table.select(list(columns)).to_pandas()
 
 
-def _read_arrow(part: Partition, columns: Sequence[str]) -> pa.Table:
+def _read_arrow(part: Partition, columns: Sequence[str] | None) -> pa.Table:
     import pyarrow as pa
 
     try:
@@ -230,7 +232,8 @@ def _read_arrow(part: Partition, columns: Sequence[str]) -> pa.Table:
             source = path if filesystem is None else filesystem.open_input_stream(path)
             return csv.read_csv(source)
         parquet = _parquet_file(part.uri, part.storage_options)
-        present = [c for c in columns if c in parquet.schema_arrow.names]
+        names = parquet.schema_arrow.names
+        present = names if columns is None else [c for c in columns if c in names]
         if part.row_groups is None:
             return parquet.read(columns=present)
         return parquet.read_row_groups(list(part.row_groups), columns=present)

@@ -228,6 +228,10 @@ class Lake:
         iterator it is consuming). Tables written by regressops have no partitions and no
         deletion vectors, so their files are the version's rows.
         """
+        return _read_files(self.files(dataset, table, version), columns, batch_size)
+
+    def files(self, dataset: str, table: str, version: int | None = None) -> list[str]:
+        """URIs of a version's data files, ordered by their first ``_row_seq`` (see :meth:`scan`)."""
         import pyarrow as pa
 
         delta = self.open(dataset, table, version)
@@ -240,8 +244,7 @@ class Lake:
                 strict=True,
             ):
                 first_seq[Path(path).name] = seq if seq is not None else -1
-        files = sorted(delta.file_uris(), key=lambda f: first_seq.get(Path(f).name, -1))
-        return _read_files(files, columns, batch_size)
+        return sorted(delta.file_uris(), key=lambda f: first_seq.get(Path(f).name, -1))
 
     def read(
         self,
