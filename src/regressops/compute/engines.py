@@ -291,6 +291,7 @@ def open_engine(request: ComputeRequest) -> Iterator[Engine]:
                 processes=True,
                 memory_limit=request.worker_memory,
                 dashboard_address=None,
+                silence_logs=logging.CRITICAL,  # failures come back as one line
             )
             stack.enter_context(cluster)
             client = Client(cluster)

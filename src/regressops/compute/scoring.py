@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from regressops.compute.engines import Engine
-from regressops.compute.partitions import Partition, read_partition
-from regressops.errors import DataError
+from regressops.compute.engines import ComputeRequest, Engine, open_engine
+from regressops.compute.partitions import Partition, list_files, read_partition
+from regressops.errors import DataError, SchemaError
 from regressops.models.bundle import ModelBundle
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,11 @@ def _score_task(part: Partition, *, bundle: ModelBundle, folder: str) -> int:
     import pyarrow.parquet as pq
 
     frame = read_partition(part, None)
+    if missing := [c for c in bundle.spec.names if c not in frame.columns]:
+        raise SchemaError(
+            f"{part.label} lacks feature column(s) {missing} of model {bundle.name!r}",
+            reason="partition_schema",
+        )
     taken = [c for c in (PREDICTION_COLUMN, *MODEL_COLUMNS) if c in frame.columns]
     if taken:
         raise DataError(
@@ -129,3 +134,25 @@ def _replace(staging: Path, out: Path) -> None:
         out.rename(old)
     staging.rename(out)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def predict_files(
+    bundle_dir: str | Path, input_path: str | Path, output: str | Path, compute: ComputeRequest
+) -> ScoringResult:
+    """Load a bundle and score a Parquet/CSV file or folder into ``output`` on ``compute``'s engine.
+
+    Raises
+    ------
+    BundleError
+        The bundle is missing or invalid.
+    DataError, SchemaError, ComputeError
+        See :func:`score_to_parquet` and :func:`~regressops.compute.engines.open_engine`.
+    """
+    from regressops.models.bundle import load_bundle
+
+    bundle = load_bundle(bundle_dir)
+    listed = list_files(
+        input_path, partition_rows=compute.partition_rows, storage_options=compute.options
+    )
+    with open_engine(compute) as engine:
+        return score_to_parquet(engine, listed.partitions, bundle, output)
