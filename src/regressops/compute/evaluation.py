@@ -18,7 +18,7 @@ import numpy as np
 from regressops.compute.engines import Engine
 from regressops.compute.linear import Design
 from regressops.compute.partitions import Partition
-from regressops.compute.rows import test_mask
+from regressops.compute.rows import held_out
 from regressops.compute.sketch import Moments
 from regressops.errors import DataError
 
@@ -77,7 +77,7 @@ Sides = tuple[ErrorSums, ErrorSums]
 
 def _split_task(part: Partition, *, design: Design, coef: Any, intercept: float) -> Sides:
     X, y = replace(design, side="all").read(part)
-    test = test_mask(design.plan, part.file_index, part.first_row, len(y))
+    test = held_out(design.plan, part.file_index, part.first_row, len(y))
     predicted = X @ coef + intercept
     return error_sums(y[~test], predicted[~test]), error_sums(y[test], predicted[test])
 

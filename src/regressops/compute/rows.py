@@ -63,15 +63,15 @@ def _mix(x: Any) -> Any:
         return x ^ (x >> np.uint64(31))
 
 
-def test_mask(plan: SplitPlan, file_index: int, first_row: int, n: int) -> NDArray[np.bool_]:
+def held_out(plan: SplitPlan, file_index: int, first_row: int, n: int) -> NDArray[np.bool_]:
     """Whether each of ``n`` rows starting at ``first_row`` of file ``file_index`` is a test row.
 
     Examples
     --------
-    >>> mask = test_mask(SplitPlan(0.25, seed=7), 0, 0, 100_000)
+    >>> mask = held_out(SplitPlan(0.25, seed=7), 0, 0, 100_000)
     >>> round(float(mask.mean()), 2)
     0.25
-    >>> bool((test_mask(SplitPlan(0.25, seed=7), 0, 500, 10) == mask[500:510]).all())
+    >>> bool((held_out(SplitPlan(0.25, seed=7), 0, 500, 10) == mask[500:510]).all())
     True
     """
     if plan.test_size == 0:
@@ -87,5 +87,5 @@ def select(frame: pd.DataFrame, part: Partition, plan: SplitPlan, side: Side) ->
     """The rows of one partition's frame on ``side`` of the split."""
     if side == "all":
         return frame
-    mask = test_mask(plan, part.file_index, part.first_row, len(frame))
+    mask = held_out(plan, part.file_index, part.first_row, len(frame))
     return frame[mask if side == "test" else ~mask]

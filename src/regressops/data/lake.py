@@ -231,7 +231,7 @@ class Lake:
         return _read_files(self.files(dataset, table, version), columns, batch_size)
 
     def files(self, dataset: str, table: str, version: int | None = None) -> list[str]:
-        """URIs of a version's data files, ordered by their first ``_row_seq`` (see :meth:`scan`)."""
+        """URIs of a version's data files, by first ``_row_seq`` (see :meth:`scan`)."""
         import pyarrow as pa
 
         delta = self.open(dataset, table, version)
