@@ -15,7 +15,6 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -164,11 +163,6 @@ def alias_fingerprint(uri: str) -> str | None:
         logger.warning("cannot check %s for a new version: %s", ref, exc.message)
         return None
     return f"{ref.name}/{mv.version}" if mv is not None else None
-
-
-def model_resolver() -> tuple[Callable[[str], ModelBundle], Callable[[str], str | None]]:
-    """``(load, fingerprint)`` for serving's ``models:/`` references."""
-    return load_registered_bundle, alias_fingerprint
 
 
 def _download(client: MlflowClient, name: str, version: str, target: Path, store: str) -> None:
