@@ -118,4 +118,4 @@ class ComputeError(RegressopsError):
     """The compute engine failed: the scheduler cannot be reached, a worker died mid-task."""
 
     default_reason = "compute_failed"
-    exit_code = 8
+    exit_code = 10

@@ -92,7 +92,7 @@ def test_bad_input_is_one_line_with_its_exit_code(home: Path, tmp_path: Path) ->
             f"tcp://127.0.0.1:{port}",
             home=home,
         ),
-        8,
+        10,
     )
     assert "cannot reach the Dask scheduler" in line
     line = _one_error_line(

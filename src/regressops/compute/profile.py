@@ -11,7 +11,12 @@ rounding), exact categories, frequencies and modes, and medians within the summa
 documented rank error (exact on small inputs).
 
 This is also the API the monitoring statistics use on a large window (see ``docs/scale.md``):
-``profile_input(engine, partitions, columns=..., edges=...)`` returns the combined pieces.
+:func:`profile_files` (or :func:`profile_input` on an open engine) returns, per column, the
+combined pieces a drift statistic needs — for numbers the exact count/mean/std/range and
+missing count, exact counts per bin of the reference's ``edges`` (PSI, chi-square on bins), and
+a :class:`~regressops.compute.sketch.QuantileSummary` whose ``cdf``/``quantile`` are within
+``rank_error / count`` of the truth (Kolmogorov-Smirnov distance within that bound, Wasserstein
+from its quantiles); for categories exact counts.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from regressops.compute.engines import Engine
+from regressops.compute.engines import ComputeRequest, Engine
 from regressops.compute.partitions import Partition, check_same_kinds, column_kinds, read_partition
 from regressops.compute.rows import Side, SplitPlan, select
 from regressops.compute.sketch import Counts, Moments, QuantileSummary, bin_counts
@@ -162,6 +167,46 @@ def profile_input(
         edges=edges,
     )
     return engine.map_reduce(task, list(partitions), merge_profiles)
+
+
+def profile_files(
+    path: str,
+    *,
+    columns: Sequence[str],
+    compute: ComputeRequest,
+    categorical: Sequence[str] = (),
+    edges: Mapping[str, NDArray[np.float64]] | None = None,
+) -> TableProfile:
+    """Profile every row of a Parquet/CSV file or folder on ``compute``'s engine.
+
+    Parameters
+    ----------
+    path : str
+        The input (e.g. a window of the prediction log exported to Parquet).
+    columns : sequence of str
+        Columns to profile.
+    compute : ComputeRequest
+        Engine and scheduler.
+    categorical : sequence of str
+        Numeric columns to count as categories.
+    edges : mapping of str to ndarray, optional
+        Per numeric column, bin edges (e.g. the reference's) for exact bin counts.
+
+    Raises
+    ------
+    DataError, SchemaError, ComputeError
+        See :func:`profile_input` and :func:`~regressops.compute.engines.open_engine`.
+    """
+    from regressops.compute.engines import open_engine
+    from regressops.compute.partitions import list_files
+
+    listed = list_files(
+        path, partition_rows=compute.partition_rows, storage_options=compute.options
+    )
+    with open_engine(compute) as engine:
+        return profile_input(
+            engine, listed.partitions, columns=columns, categorical=categorical, edges=edges
+        )
 
 
 def spec_from_profile(
