@@ -113,9 +113,16 @@ class DataSettings(BaseModel):
         Seconds before the first retry; doubled at each further one.
     connect_timeout : float
         Seconds to wait for a connection (SQLite: for a lock).
+    lake_uri : str or None
+        Root of the lake on object storage (``s3://bucket/prefix``); ``None``: ``<home>/lake``.
+    storage_options : dict
+        Object-storage options of the lake and of ``s3://`` inputs (``aws_endpoint_url``,
+        ``aws_region``); keys and secrets come from the environment (``AWS_ACCESS_KEY_ID``...).
     """
 
     source_url: SecretStr | None = None
+    lake_uri: str | None = None
+    storage_options: dict[str, str] = Field(default_factory=dict)
     chunk_size: int = Field(100_000, ge=1)
     max_failure_rate: float = Field(0.2, ge=0.0, le=1.0)
     retries: int = Field(3, ge=0)
@@ -140,9 +147,8 @@ class ComputeSettings(BaseModel):
         Memory limit of each worker of a local cluster (Dask's syntax, e.g. ``2GB``).
     connect_timeout : float
         Seconds to wait for the scheduler.
-    storage_options : dict
-        Object-storage options for ``s3://`` inputs and lake roots (endpoint, region); keys and
-        secrets belong in the environment (``AWS_ACCESS_KEY_ID``...), not here.
+
+    Object-storage options of inputs are ``[data] storage_options``.
     """
 
     engine: Literal["numpy", "dask"] = "numpy"
@@ -150,7 +156,6 @@ class ComputeSettings(BaseModel):
     partition_rows: int = Field(1_000_000, ge=1)
     worker_memory: str = "2GB"
     connect_timeout: float = Field(10.0, gt=0.0)
-    storage_options: dict[str, str] = Field(default_factory=dict)
 
 
 class Settings(BaseSettings):

@@ -40,7 +40,7 @@ def request(engine: str | None, scheduler: str | None) -> Any:
 
     return run(
         ComputeRequest.from_settings,
-        get_settings().compute,
+        get_settings(),
         engine=engine or ("dask" if scheduler else None),
         scheduler=scheduler,
     )

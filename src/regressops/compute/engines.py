@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from regressops.config import ComputeSettings
+from regressops.config import Settings
 from regressops.errors import ComputeError, ConfigError, RegressopsError
 
 logger = logging.getLogger(__name__)
@@ -67,16 +67,18 @@ class ComputeRequest:
 
     @classmethod
     def from_settings(
-        cls, settings: ComputeSettings, *, engine: str | None = None, scheduler: str | None = None
+        cls, settings: Settings, *, engine: str | None = None, scheduler: str | None = None
     ) -> ComputeRequest:
-        """The request of the ``[compute]`` settings, with command-line overrides."""
+        """The request of the ``[compute]`` settings (storage options from ``[data]``), with
+        command-line overrides."""
+        compute = settings.compute
         request = cls(
-            engine=engine or settings.engine,
-            scheduler=scheduler or settings.scheduler,
-            partition_rows=settings.partition_rows,
-            worker_memory=settings.worker_memory,
-            connect_timeout=settings.connect_timeout,
-            storage_options=tuple(sorted(settings.storage_options.items())),
+            engine=engine or compute.engine,
+            scheduler=scheduler or compute.scheduler,
+            partition_rows=compute.partition_rows,
+            worker_memory=compute.worker_memory,
+            connect_timeout=compute.connect_timeout,
+            storage_options=tuple(sorted(settings.data.storage_options.items())),
         )
         request.check()
         return request

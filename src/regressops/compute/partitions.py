@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from regressops.data.storage import filesystem
 from regressops.errors import DataError, SchemaError
 
 if TYPE_CHECKING:
@@ -166,32 +167,12 @@ def _partitions(
     return tuple(out)
 
 
-def _filesystem(uri: str, storage_options: Mapping[str, str]) -> tuple[Any, str]:
-    """A pyarrow filesystem and path for ``uri`` (local paths: ``(None, uri)``)."""
-    if "://" not in uri or uri.startswith("file://"):
-        return None, uri.removeprefix("file://")
-    from pyarrow import fs
-
-    if uri.startswith(("s3://", "s3a://")):
-        options = {k.lower(): v for k, v in storage_options.items()}
-        endpoint = options.get("aws_endpoint_url") or options.get("endpoint_url")
-        s3 = fs.S3FileSystem(
-            region=options.get("aws_region", options.get("region", "us-east-1")),
-            endpoint_override=endpoint,
-            scheme="http" if endpoint and endpoint.startswith("http://") else "https",
-            allow_bucket_creation=False,
-        )
-        return s3, uri.split("://", 1)[1]
-    filesystem, path = fs.FileSystem.from_uri(uri)
-    return filesystem, path
-
-
 def _parquet_file(uri: str, storage_options: Mapping[str, str]) -> Any:
     import pyarrow.parquet as pq
 
-    filesystem, path = _filesystem(uri, storage_options)
+    fs, path = filesystem(uri, storage_options)
     try:
-        return pq.ParquetFile(path if filesystem is None else filesystem.open_input_file(path))
+        return pq.ParquetFile(path if fs is None else fs.open_input_file(path))
     except (OSError, ValueError) as exc:
         raise DataError(
             f"cannot read {uri} as Parquet: {_first_line(exc)}", reason="unreadable"
@@ -228,8 +209,8 @@ def _read_arrow(part: Partition, columns: Sequence[str] | None) -> pa.Table:
         if part.fmt == "csv":
             from pyarrow import csv
 
-            filesystem, path = _filesystem(part.uri, part.storage_options)
-            source = path if filesystem is None else filesystem.open_input_stream(path)
+            fs, path = filesystem(part.uri, part.storage_options)
+            source = path if fs is None else fs.open_input_stream(path)
             return csv.read_csv(source)
         parquet = _parquet_file(part.uri, part.storage_options)
         names = parquet.schema_arrow.names
