@@ -177,7 +177,7 @@ def run(rows: int, runs: int, write: bool) -> None:
                 threads_per_worker=1,
                 processes=True,
                 memory_limit="2GB",
-                dashboard_address=None,
+                dashboard_address=":0",
                 silence_logs=logging.CRITICAL,
             ) as cluster,
             Client(cluster) as client,

@@ -40,7 +40,7 @@ def cluster() -> Iterator[Any]:
         threads_per_worker=1,
         processes=True,
         memory_limit="1GB",
-        dashboard_address=None,
+        dashboard_address=":0",
         silence_logs=logging.CRITICAL,
     ) as local:
         yield local
@@ -144,7 +144,7 @@ def test_a_worker_dying_mid_fit_is_one_line_and_writes_nothing(tmp_path: Path) -
         distributed.LocalCluster(
             n_workers=1,
             threads_per_worker=1,
-            dashboard_address=None,
+            dashboard_address=":0",
             silence_logs=logging.CRITICAL,
         ) as local,
         distributed.Client(local) as watcher,

@@ -292,7 +292,7 @@ def open_engine(request: ComputeRequest) -> Iterator[Engine]:
                 threads_per_worker=1,
                 processes=True,
                 memory_limit=request.worker_memory,
-                dashboard_address=None,
+                dashboard_address=":0",
                 silence_logs=logging.CRITICAL,  # failures come back as one line
             )
             stack.enter_context(cluster)

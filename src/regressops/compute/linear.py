@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from regressops.compute.engines import Engine
-from regressops.compute.partitions import Partition, read_partition
+from regressops.compute.partitions import Partition, read_columns
 from regressops.compute.rows import Side, SplitPlan, select
 from regressops.errors import DataError, DivergenceError
 from regressops.features import FeatureSpec
@@ -91,8 +91,8 @@ class Design:
 
     def read(self, part: Partition) -> tuple[FloatArray, FloatArray]:
         """The partition's rows on ``side`` as the model matrix and the target."""
-        frame = select(read_partition(part, self.columns), part, self.plan, self.side)
-        y = frame[self.target].to_numpy(np.float64, na_value=np.nan)
+        frame = select(read_columns(part, self.columns), part, self.plan, self.side)
+        y = np.asarray(frame[self.target], dtype=np.float64)
         if not np.isfinite(y).all():
             raise DataError(
                 f"the target {self.target!r} is missing or not finite in "

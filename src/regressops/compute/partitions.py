@@ -224,19 +224,72 @@ def _read_arrow(part: Partition, columns: Sequence[str] | None) -> pa.Table:
         ) from None
 
 
-def column_kinds(frame: pd.DataFrame) -> dict[str, str]:
+def read_columns(part: Partition, columns: Sequence[str]) -> Columns:
+    """Read a partition's ``columns`` as numpy arrays, without a DataFrame in between.
+
+    Floating-point numbers (and integers with a missing value) become float64 with NaN for a
+    missing value, integers int64, text and booleans object arrays with None for a missing
+    value: what pandas would hold, as :meth:`FeatureSpec.transform` takes it.
+
+    Raises
+    ------
+    SchemaError
+        The partition lacks one of ``columns``.
+    DataError
+        The file cannot be read.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = _read_arrow(part, columns)
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise SchemaError(
+            f"{part.label} of the input lacks column(s) {missing}; every partition needs the "
+            "same columns",
+            reason="partition_schema",
+        )
+    out = {}
+    for name in columns:
+        column = table.column(name)
+        # as pandas reads them: integers stay integers unless a value is missing
+        floating = pa.types.is_integer(column.type) and column.null_count > 0
+        if floating or pa.types.is_floating(column.type):
+            column = pc.cast(column, pa.float64())
+        out[name] = column.to_numpy(zero_copy_only=False)
+    return Columns(out, _kinds(table, columns))
+
+
+class Columns(dict[str, Any]):
+    """A partition's columns (name to numpy array) and each one's kind (see :func:`_kinds`)."""
+
+    def __init__(self, data: dict[str, Any], kinds: dict[str, str]) -> None:
+        super().__init__(data)
+        self.kinds = kinds
+
+    def __len__(self) -> int:  # rows, like a DataFrame
+        return len(next(iter(self.values()))) if dict.__len__(self) else 0
+
+    def take(self, mask: Any) -> Columns:
+        """The rows where ``mask`` is true."""
+        return Columns({k: v[mask] for k, v in self.items()}, self.kinds)
+
+
+def _kinds(table: pa.Table, columns: Sequence[str]) -> dict[str, str]:
     """Each column's kind: ``number``, ``text``, ``bool`` or ``null`` (no value at all)."""
+    import pyarrow as pa
+
     kinds = {}
-    for name in frame.columns:
-        column = frame[name]
-        if column.isna().all():
-            kinds[str(name)] = "null"
-        elif column.dtype.kind in "iuf":
-            kinds[str(name)] = "number"
-        elif column.dtype.kind == "b":
-            kinds[str(name)] = "bool"
+    for name in columns:
+        column = table.column(name)
+        if column.null_count == len(column) or pa.types.is_null(column.type):
+            kinds[name] = "null"
+        elif pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+            kinds[name] = "number"
+        elif pa.types.is_boolean(column.type):
+            kinds[name] = "bool"
         else:
-            kinds[str(name)] = "text"
+            kinds[name] = "text"
     return kinds
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from regressops.compute.engines import ComputeRequest, Engine
-from regressops.compute.partitions import Partition, check_same_kinds, column_kinds, read_partition
+from regressops.compute.partitions import Partition, check_same_kinds, read_columns
 from regressops.compute.rows import Side, SplitPlan, select
 from regressops.compute.sketch import Counts, Moments, QuantileSummary, bin_counts
 from regressops.errors import DataError
@@ -118,21 +118,23 @@ def profile_partition(
     edges: Mapping[str, NDArray[np.float64]] | None = None,
 ) -> TableProfile:
     """Profile one partition's ``columns`` (its rows on ``side`` of ``plan``'s split)."""
-    frame = read_partition(part, columns)
-    kinds = column_kinds(frame)
+    frame = read_columns(part, columns)
+    kinds = frame.kinds
     if plan is not None:
         frame = select(frame, part, plan, side)
     profiles = {}
     for name in columns:
         column = frame[name]
         if kinds[name] == "number" and name not in categorical:
-            values = column.to_numpy(np.float64, na_value=np.nan)
+            values = np.asarray(column, dtype=np.float64)
             bins = bin_counts(values, edges[name]) if edges and name in edges else None
             profiles[name] = ColumnProfile(
                 Moments.of(values), QuantileSummary.of(values), None, bins
             )
         else:
-            missing = int(column.isna().sum())
+            import pandas as pd
+
+            missing = int(pd.isna(column).sum())
             profiles[name] = ColumnProfile(Moments(missing=missing), None, Counts.of(column))
     return TableProfile(profiles, kinds, {part.index: len(frame)}, part.label)
 

@@ -18,9 +18,7 @@ from numpy.typing import NDArray
 from regressops.errors import ConfigError
 
 if TYPE_CHECKING:
-    import pandas as pd
-
-    from regressops.compute.partitions import Partition
+    from regressops.compute.partitions import Columns, Partition
 
 Side = Literal["train", "test", "all"]
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -83,9 +81,9 @@ def held_out(plan: SplitPlan, file_index: int, first_row: int, n: int) -> NDArra
     return (hashed >> np.uint64(11)) < np.uint64(int(plan.test_size * 2**53))
 
 
-def select(frame: pd.DataFrame, part: Partition, plan: SplitPlan, side: Side) -> pd.DataFrame:
-    """The rows of one partition's frame on ``side`` of the split."""
+def select(columns: Columns, part: Partition, plan: SplitPlan, side: Side) -> Columns:
+    """The rows of one partition's columns on ``side`` of the split."""
     if side == "all":
-        return frame
-    mask = held_out(plan, part.file_index, part.first_row, len(frame))
-    return frame[mask if side == "test" else ~mask]
+        return columns
+    mask = held_out(plan, part.file_index, part.first_row, len(columns))
+    return columns.take(mask if side == "test" else ~mask)
