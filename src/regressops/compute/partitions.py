@@ -192,6 +192,11 @@ def read_partition(part: Partition, columns: Sequence[str] | None) -> pd.DataFra
     table = _read_arrow(part, columns)
     if columns is None:
         return table.to_pandas()
+    return _with_columns(part, table, columns).select(list(columns)).to_pandas()
+
+
+def _with_columns(part: Partition, table: pa.Table, columns: Sequence[str]) -> pa.Table:
+    """``table``, after checking it has every one of ``columns``."""
     missing = [c for c in columns if c not in table.column_names]
     if missing:
         raise SchemaError(
@@ -199,7 +204,7 @@ def read_partition(part: Partition, columns: Sequence[str] | None) -> pd.DataFra
             "same columns",
             reason="partition_schema",
         )
-    return table.select(list(columns)).to_pandas()
+    return table
 
 
 def _read_arrow(part: Partition, columns: Sequence[str] | None) -> pa.Table:
@@ -241,14 +246,7 @@ def read_columns(part: Partition, columns: Sequence[str]) -> Columns:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    table = _read_arrow(part, columns)
-    missing = [c for c in columns if c not in table.column_names]
-    if missing:
-        raise SchemaError(
-            f"{part.label} of the input lacks column(s) {missing}; every partition needs the "
-            "same columns",
-            reason="partition_schema",
-        )
+    table = _with_columns(part, _read_arrow(part, columns), columns)
     out = {}
     for name in columns:
         column = table.column(name)
