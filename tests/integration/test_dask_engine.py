@@ -170,3 +170,20 @@ def test_a_worker_dying_mid_fit_is_one_line_and_writes_nothing(tmp_path: Path) -
     assert outcome[0].reason == "worker_died"
     assert "worker died" in str(outcome[0]) and "\n" not in str(outcome[0])
     assert not (tmp_path / "model").exists()
+
+
+def test_scoring_a_bad_or_empty_input_writes_nothing(cluster: Any, tmp_path: Path) -> None:
+    frame = synthetic(2_000, 3)
+    folder = write_parts(frame, tmp_path / "in", files=2, row_group=500)
+    compute = _request(cluster.scheduler_address, 1000)
+    bundle = load_bundle(_train(folder, tmp_path / "model", compute).path)
+    frame.drop(columns=["x2"]).iloc[:10].to_parquet(folder / "part-009.parquet", index=False)
+    empty = write_parts(synthetic(0, 3), tmp_path / "empty", files=1, row_group=10)
+    with open_engine(compute) as engine:
+        bad = list_files(folder, partition_rows=1000).partitions
+        with pytest.raises(SchemaError, match=r"partition \d+ \(part-009.parquet.*\) lacks"):
+            score_to_parquet(engine, bad, bundle, tmp_path / "scores")
+        nothing = list_files(empty, partition_rows=1000).partitions
+        with pytest.raises(DataError, match="no rows to predict"):
+            score_to_parquet(engine, nothing, bundle, tmp_path / "scores")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "in", "model"]
