@@ -175,7 +175,7 @@ def _parquet_file(uri: str, storage_options: Mapping[str, str]) -> Any:
         return pq.ParquetFile(path if fs is None else fs.open_input_file(path))
     except (OSError, ValueError) as exc:
         raise DataError(
-            f"cannot read {uri} as Parquet: {_first_line(exc)}", reason="unreadable"
+            f"cannot read {uri} as Parquet: {_first_line(exc)}", reason="unreadable_file"
         ) from None
 
 
@@ -225,7 +225,7 @@ def _read_arrow(part: Partition, columns: Sequence[str] | None) -> pa.Table:
         return parquet.read_row_groups(list(part.row_groups), columns=present)
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataError(
-            f"cannot read {part.label} ({part.uri}): {_first_line(exc)}", reason="unreadable"
+            f"cannot read {part.label} ({part.uri}): {_first_line(exc)}", reason="unreadable_file"
         ) from None
 
 
