@@ -115,6 +115,12 @@ class GateFailed(RegressopsError):
     exit_code = 7
 
 
+class MissingExtraError(ConfigError):
+    """A command needs a part of regressops this installation lacks (an extra, e.g. ``train``)."""
+
+    default_reason = "missing_extra"
+
+
 class ComputeError(RegressopsError):
     """The compute engine failed: the scheduler cannot be reached, a worker died mid-task."""
 
