@@ -154,7 +154,6 @@ class Reason(StrEnum):
     CONCURRENT_WRITE = "concurrent_write"
     INVALID_SCHEDULER = "invalid_scheduler"
     INVALID_TARGET = "invalid_target"
-    MISSING_DEPENDENCY = "missing_dependency"
     MIXED_INPUT = "mixed_input"
     NO_INPUT = "no_input"
     PARTITION_SCHEMA = "partition_schema"
