@@ -73,8 +73,8 @@ def train(
     )
     if (options.get("model") or ["linear"]) != ["linear"] or options.get("register"):
         fail_config(
-            "the dask engine trains one linear model and saves its bundle; drop --model and "
-            "--register (register the bundle afterwards)"
+            "the dask engine trains one linear model and saves its bundle (no MLflow run, no "
+            "registration yet); drop --model and --register"
         )
     seed = options.get("random_state")
     seed = settings.train.random_state if seed is None else seed
