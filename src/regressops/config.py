@@ -123,9 +123,16 @@ class DataSettings(BaseModel):
         Seconds before the first retry; doubled at each further one.
     connect_timeout : float
         Seconds to wait for a connection (SQLite: for a lock).
+    lake_uri : str or None
+        Root of the lake on object storage (``s3://bucket/prefix``); ``None``: ``<home>/lake``.
+    storage_options : dict
+        Object-storage options of the lake and of ``s3://`` inputs (``aws_endpoint_url``,
+        ``aws_region``); keys and secrets come from the environment (``AWS_ACCESS_KEY_ID``...).
     """
 
     source_url: SecretStr | None = None
+    lake_uri: str | None = None
+    storage_options: dict[str, str] = Field(default_factory=dict)
     chunk_size: int = Field(100_000, ge=1)
     max_failure_rate: float = Field(0.2, ge=0.0, le=1.0)
     retries: int = Field(3, ge=0)
@@ -187,6 +194,34 @@ class WebhookSettings(BaseModel):
         return url
 
 
+class ComputeSettings(BaseModel):
+    """Where partitioned work runs (``train``/``predict``/``monitor`` with ``--engine``).
+
+    Attributes
+    ----------
+    engine : {"numpy", "dask"}
+        ``numpy``: in this process (the default); ``dask``: on a Dask cluster.
+    scheduler : str
+        ``local`` or ``local:N`` (a local cluster of N worker processes, default 2), or a
+        scheduler address ``tcp://HOST:PORT``.
+    partition_rows : int
+        Rows per partition of Parquet input (whole row groups; CSV files are one partition
+        each); a worker holds one partition at a time.
+    worker_memory : str
+        Memory limit of each worker of a local cluster (Dask's syntax, e.g. ``2GB``).
+    connect_timeout : float
+        Seconds to wait for the scheduler.
+
+    Object-storage options of inputs are ``[data] storage_options``.
+    """
+
+    engine: Literal["numpy", "dask"] = "numpy"
+    scheduler: str = "local"
+    partition_rows: int = Field(1_000_000, ge=1)
+    worker_memory: str = "2GB"
+    connect_timeout: float = Field(10.0, gt=0.0)
+
+
 class Settings(BaseSettings):
     """Every path, URI and threshold regressops uses.
 
@@ -221,6 +256,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     gates: GateSettings = Field(default_factory=GateSettings)
     data: DataSettings = Field(default_factory=DataSettings)
+    compute: ComputeSettings = Field(default_factory=ComputeSettings)
     datasets: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @classmethod

@@ -38,6 +38,16 @@ class RegressopsError(Exception):
         """Return ``{"reason": ..., "message": ..., **details}`` for JSON reports."""
         return {"reason": self.reason, "message": self.message, **self.details}
 
+    def __reduce__(self) -> Any:
+        # keep the reason and details when the error crosses a process (a Dask worker)
+        return (_rebuild, (type(self), self.message, self.reason, self.details))
+
+
+def _rebuild(
+    cls: type[RegressopsError], message: str, reason: str, details: dict[str, Any]
+) -> RegressopsError:
+    return cls(message, reason=reason, **details)
+
 
 class ConfigError(RegressopsError):
     """Invalid settings, arguments or options."""
@@ -116,3 +126,10 @@ class DeliveryFailed(RegressopsError):
 
     default_reason = "delivery_failed"
     exit_code = 8
+
+
+class ComputeError(RegressopsError):
+    """The compute engine failed: the scheduler cannot be reached, a worker died mid-task."""
+
+    default_reason = "compute_failed"
+    exit_code = 10

@@ -191,6 +191,8 @@ def metrics_table(title: str, columns: dict[str, dict[str, Any]]) -> None:
 
 def shown(path: Path) -> str:
     """A path as the user should type it: relative to the working directory when inside it."""
+    if "://" in str(path):  # an object-storage URI (a lake on S3)
+        return str(path)
     rel = os.path.relpath(path.resolve())
     return shlex.quote(rel if not rel.startswith("..") else str(path.resolve()))
 
