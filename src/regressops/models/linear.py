@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.utils import assert_all_finite
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
@@ -201,7 +202,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         regressops.errors.DivergenceError
             When an iterative solver's loss or coefficients become non-finite or blow up.
         """
-        Xa, ya = validate_data(self, X, y, reset=True, dtype=np.float64, y_numeric=True)
+        Xa, ya = self._validate(X, y, reset=True)
         w = self._weights(sample_weight, Xa)
         self._state: Any = None
         if self.solver == "exact":
@@ -241,7 +242,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         first = getattr(self, "_state", None) is None or not hasattr(self, "coef_")
         if not first and getattr(self, "_solver_fitted", self.solver) != self.solver:
             first = True
-        Xa, ya = validate_data(self, X, y, reset=first, dtype=np.float64, y_numeric=True)
+        Xa, ya = self._validate(X, y, reset=first)
         w = self._weights(sample_weight, Xa)
         if first:
             self._state = None
@@ -309,6 +310,25 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
 
     # -- internals -------------------------------------------------------------------------
 
+    def _validate(self, X: ArrayLike, y: ArrayLike, *, reset: bool) -> Any:
+        """scikit-learn's checks; ``"exact"`` leaves X's finiteness to its factor (one pass less).
+
+        The exact solver's Gram pass turns any NaN or infinity into non-finite sums and only
+        then runs the full check (:meth:`_check_finite`), with scikit-learn's message.
+        """
+        return validate_data(
+            self,
+            X,
+            y,
+            reset=reset,
+            dtype=np.float64,
+            y_numeric=True,
+            ensure_all_finite=self.solver != "exact",
+        )
+
+    def _check_finite(self, X: NDArray[np.float64]) -> None:
+        assert_all_finite(X, input_name="X", estimator_name=type(self).__name__)
+
     @staticmethod
     def _weights(sample_weight: ArrayLike | None, X: NDArray[np.float64]) -> Any:
         if sample_weight is None:
@@ -334,8 +354,9 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
     ) -> None:
         """Fold rows in, reporting progress per block when a callback is set."""
         if self.callback is None:
-            factor.update(X, y, w)
+            factor.update(X, y, w, check_finite=lambda: self._check_finite(X))
             return
+        self._check_finite(X)  # before the first block: a failure leaves the factor as it was
         n, rows = X.shape[0], 262144
         for start in range(0, n, rows):
             stop = min(n, start + rows)
