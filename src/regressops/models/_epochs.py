@@ -15,6 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg import lapack
 
+from regressops.models import _compiled as compiled
+
 if TYPE_CHECKING:
     from regressops.models._iterative import IterState
 
@@ -24,6 +26,7 @@ IntArray = NDArray[np.intp]
 SGD_BLOCK = 128  # sequential SGD updates computed per triangular solve
 GATHER_ROWS = 8192  # rows gathered and standardised per chunk
 LOSS_ROWS = 262144
+_NO_WEIGHTS = np.empty(0)
 
 
 def gathered(
@@ -124,10 +127,32 @@ def epoch_sgd(
     With ``theta_{t+1} = D theta_t + x_t u_t`` (``D`` the L2 decay, ``u_t = g_t r_t``), the
     residuals of a block satisfy ``(I + tril(P Q^T, -1) diag(g)) r = y - P theta_0`` where
     ``P = X * d**t`` and ``Q = X * d**-(s+1)``: one unit-triangular solve per block, exactly
-    the sequential updates (to rounding).
+    the sequential updates (to rounding). With numba (:mod:`._compiled`) one compiled loop
+    makes the same updates one by one instead.
     """
     theta, step = state.theta, state.step
     decay = np.append(1.0 - step * pen_w, 1.0)
+    loop = compiled.sgd_loop()
+    if loop is not None:
+        state.n_avg = loop(
+            X,
+            y,
+            _NO_WEIGHTS if cw is None else cw,
+            cw is not None,
+            order,
+            state.x_mean,
+            state.x_scale,
+            float(state.y_mean),
+            float(state.y_scale),
+            1.0 if state.fit_intercept else 0.0,
+            float(step),
+            decay,
+            theta,
+            state.theta_avg,
+            int(state.n_avg),
+            bool(averaging),
+        )
+        return
     smallest = float(decay.min())
     block = SGD_BLOCK
     if smallest < 1.0:  # keep d**-k far from overflow

@@ -163,7 +163,8 @@ def certified_factor(
     G /= np.outer(col_scale, col_scale)  # powers of two: exact
     if not np.all(np.isfinite(G)):
         return None, False
-    R, cond = cholesky_factor(G)
+    with blas_single_thread():  # p x p algebra: BLAS threads only stall on it
+        R, cond = cholesky_factor(G)
     if R is None:
         logger.debug(
             "Gram factor refused: normalised condition number %.3g (limit %.3g; nan: the "

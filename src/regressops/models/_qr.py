@@ -102,11 +102,10 @@ class QRFactor:
         else:
             shift, y_shift = np.zeros(d), 0.0
         if len(Xs) and (ws is None or ws.sum() > 0):
-            with np.errstate(invalid="ignore", over="ignore"):  # non-finite X: refused later
-                spread = np.sqrt(np.average((Xs - shift) ** 2, axis=0, weights=ws))
+            spread, largest = _spread(Xs, ws, shift)
             # a spread at the rounding level of the values (one row, a constant column) is
             # noise, not a scale: it would blow the column up by up to 1/eps
-            spread[spread <= 16 * _EPS * np.abs(Xs).max(axis=0)] = 0.0
+            spread[spread <= 16 * _EPS * largest] = 0.0
         else:
             spread = np.ones(d)
         return cls(shift, power_of_two_scale(spread), y_shift, fit_intercept)
@@ -445,6 +444,26 @@ class QRFactor:
             if first:
                 g[0] += r.sum()
         return g.astype(np.float64)
+
+
+def _spread(
+    X: FloatArray, w: FloatArray | None, shift: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """(Weighted) root-mean-square deviation from ``shift`` and largest magnitude per column.
+
+    In blocks of rows, so the temporaries stay small whatever the sample's size.
+    """
+    d, rows = X.shape[1], max(256, 2**19 // max(X.shape[1], 1))
+    squares, largest = np.zeros(d), np.zeros(d)
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite X: refused later
+        for start in range(0, len(X), rows):
+            block = X[start : start + rows]
+            dev = block - shift
+            dev *= dev
+            squares += dev.sum(axis=0) if w is None else w[start : start + rows] @ dev
+            np.maximum(largest, np.abs(block).max(axis=0), out=largest)
+    total = float(len(X) if w is None else w.sum())
+    return np.sqrt(squares / total), largest
 
 
 def rank_rtol(n_features: int, n_rows: int) -> float:

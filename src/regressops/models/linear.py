@@ -20,6 +20,7 @@ from sklearn.utils import assert_all_finite
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from regressops.models._parallel import blas_single_thread
 from regressops.models._qr import QRFactor
 
 logger = logging.getLogger(__name__)
@@ -284,7 +285,8 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
                 f"{self.n_features_in_}"
             )
         mine.merge(theirs)
-        z, R, _ = mine.solve(self.alpha)
+        with blas_single_thread():
+            z, R, _ = mine.solve(self.alpha)
         self._set_exact(mine, z, R)
         self.n_samples_seen_ += other.n_samples_seen_
         return self
@@ -344,8 +346,11 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         self._fold(factor, X, y, w)
         self._state = factor
         self._solver_fitted = "exact"
-        z, R, full_rank = factor.solve(self.alpha)
-        if refine and full_rank and factor.needs_refinement(R):
+        # p x p linear algebra: threaded BLAS only stalls on it (badly on a loaded machine)
+        with blas_single_thread():
+            z, R, full_rank = factor.solve(self.alpha)
+            refine = refine and full_rank and factor.needs_refinement(R)
+        if refine:
             z = factor.refine(z, R, X, y, w, self.alpha)
         self._set_exact(factor, z, R)
 
