@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 FloatArray = NDArray[np.float64]
 
 ENV_SWITCH = "REGRESSOPS_NUMBA"
+GATHER = 256  # rows gathered and standardised ahead of their updates
 _OFF = {"0", "off", "false", "no"}
 
 
@@ -49,33 +50,44 @@ def sgd_epoch_loop(
 ) -> int:
     """One ``sgd`` epoch over the rows ``order``; updates ``theta``/``theta_avg`` in place.
 
-    For each row: standardise it (``[(x - x_mean) / x_scale, icpt]``), take the residual
-    ``r = (y - y_mean) / y_scale - x @ theta``, then ``theta = decay * theta + x * g * r``
-    with ``g = step * cw[i]`` (``step`` without ``cw``); when ``averaging``, fold the new
-    iterate into the running average. Returns the new number of averaged iterates.
+    For each row in turn: standardise it (``x = [(x - x_mean) / x_scale, icpt]``, as products
+    with the reciprocals), take the residual ``r = (y - y_mean) / y_scale - x @ theta``, then
+    ``theta = decay * theta + x * g * r`` with ``g = step * cw[i]`` (``step`` without ``cw``);
+    when ``averaging``, fold the new iterate into the running average. Rows are gathered a
+    block at a time ahead of their updates. Returns the new number of averaged iterates.
 
     Plain Python as written (tests run it so on small inputs); :func:`sgd_loop` compiles it.
     """
-    d = X.shape[1]
-    xa = np.empty(d + 1)
-    xa[d] = icpt
-    for t in range(order.shape[0]):
-        i = order[t]
-        dot = icpt * theta[d]
-        for j in range(d):
-            v = (X[i, j] - x_mean[j]) / x_scale[j]
-            xa[j] = v
-            dot += v * theta[j]
-        u = step * ((y[i] - y_mean) / y_scale - dot)
-        if has_cw:
-            u *= cw[i]
-        for j in range(d + 1):
-            theta[j] = decay[j] * theta[j] + xa[j] * u
-        if averaging:
-            n_avg += 1
-            inv = 1.0 / n_avg
+    d, n = X.shape[1], order.shape[0]
+    rows = GATHER
+    xa = np.empty((rows, d + 1))
+    yb = np.empty(rows)
+    gb = np.empty(rows)
+    inv_scale = 1.0 / x_scale  # multiplications: a division per value would cost as much
+    inv_y = 1.0 / y_scale  # as the rest of the update
+    for start in range(0, n, rows):
+        m = min(rows, n - start)
+        # Gather and standardise the next rows first: independent of each other, so their
+        # cache misses overlap instead of stalling every update in turn.
+        for k in range(m):
+            i = order[start + k]
+            for j in range(d):
+                xa[k, j] = (X[i, j] - x_mean[j]) * inv_scale[j]
+            xa[k, d] = icpt
+            yb[k] = (y[i] - y_mean) * inv_y
+            gb[k] = step * cw[i] if has_cw else step
+        for k in range(m):
+            dot = 0.0
             for j in range(d + 1):
-                theta_avg[j] += (theta[j] - theta_avg[j]) * inv
+                dot += xa[k, j] * theta[j]
+            u = gb[k] * (yb[k] - dot)
+            for j in range(d + 1):
+                theta[j] = decay[j] * theta[j] + xa[k, j] * u
+            if averaging:
+                n_avg += 1
+                inv = 1.0 / n_avg
+                for j in range(d + 1):
+                    theta_avg[j] += (theta[j] - theta_avg[j]) * inv
     return n_avg
 
 

@@ -195,9 +195,13 @@ def importance_draws(
     n = len(X)
     c = np.ones(n) if cw is None else cw
     norms2 = np.empty(n)
-    for start in range(0, n, LOSS_ROWS):
-        xb = (X[start : start + LOSS_ROWS] - state.x_mean) / state.x_scale
-        norms2[start : start + LOSS_ROWS] = np.einsum("ij,ij->i", xb, xb)
+    xb = np.empty((min(n, GATHER_ROWS), X.shape[1]))  # cache-sized: no page faults per block
+    for start in range(0, n, GATHER_ROWS):
+        block = X[start : start + GATHER_ROWS]
+        out = xb[: len(block)]
+        np.subtract(block, state.x_mean, out=out)
+        out /= state.x_scale
+        norms2[start : start + len(block)] = np.einsum("ij,ij->i", out, out)
     if state.fit_intercept:
         norms2 += 1.0
     cn2 = c * norms2
