@@ -1,8 +1,9 @@
 """``LinearRegressor``: least squares by gradient descent, SGD, mini-batches or exact QR.
 
 A scikit-learn compatible estimator written on numpy/scipy. The iterative solvers live in
-:mod:`regressops.models._iterative`, the streaming, mergeable QR factor of ``"exact"`` in
-:mod:`regressops.models._qr`.
+:mod:`regressops.models._iterative` (the compiled sgd loop in :mod:`regressops.models._compiled`),
+the streaming, mergeable QR factor of ``"exact"`` in :mod:`regressops.models._qr` and its
+Gram/Cholesky fast path in :mod:`regressops.models._gram`.
 """
 
 from __future__ import annotations
@@ -62,13 +63,17 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
     Parameters
     ----------
     solver : {"exact", "gd", "sgd", "minibatch"}, default="exact"
-        ``"exact"``: Householder QR of the centred, scaled design with one step of iterative
-        refinement; never the normal equations. Collinear columns (e.g. every one-hot
-        category beside the intercept) get the minimum-norm least-squares coefficients, as
-        with :class:`sklearn.linear_model.LinearRegression`. Streams in ``partial_fit`` with memory
-        independent of the number of rows, and factors merge (:meth:`merge`).
-        ``"gd"``: full-batch gradient descent. ``"sgd"``: one sample per update, with iterate
-        averaging. ``"minibatch"``: ``batch_size`` samples per update, with iterate averaging.
+        ``"exact"``: the triangular factor of the centred, scaled design, from one Gram
+        pass and a Cholesky where its condition number certifies ``cond**2 * eps <= 1e-12``
+        (large inputs), otherwise from Householder QR with iterative refinement when
+        ill-conditioned (see :mod:`regressops.models._gram`). Collinear columns (e.g. every
+        one-hot category beside the intercept) get the minimum-norm least-squares
+        coefficients, as with :class:`sklearn.linear_model.LinearRegression`. Streams in
+        ``partial_fit`` with memory independent of the number of rows, and factors merge
+        (:meth:`merge`). ``"gd"``: full-batch gradient descent. ``"sgd"``: one sample per
+        update, with iterate averaging (a compiled loop when numba, the ``fast`` extra, is
+        installed). ``"minibatch"``: ``batch_size`` samples per update, with iterate
+        averaging.
         The iterative solvers standardise features and target internally and map the
         coefficients back.
     learning_rate : float or "auto", default="auto"
