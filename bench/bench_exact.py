@@ -4,8 +4,9 @@ Same synthetic float64 data for both (offset, mixed-scale columns plus noise), e
 fresh worker process, the methods interleaved; reports the median wall time of >= 3 runs, the
 extra peak memory (RSS high-water mark above the loaded data), the memory-bandwidth floor (one
 pass over X: ``X.sum(axis=0)``), which factorisation our fit used (the Gram/Cholesky fast path
-or Householder QR), the largest relative coefficient difference between the two fits, and how
-BLAS ran (threads, and the OpenBLAS kernel threadpoolctl reports). Each worker first fits 50,000
+or Householder QR), the time of the Householder path alone (the fallback), the largest relative
+coefficient difference between the two fits, and how BLAS ran (threads, and the OpenBLAS kernel
+threadpoolctl reports). Each worker first fits 50,000
 rows (both estimators alike), so one-off lazy set-up (imports, thread-pool discovery) is not timed.
 
     .venv/bin/python bench/bench_exact.py            # n=5,000,000 d=20 and n=1,000,000 d=100
@@ -37,7 +38,7 @@ from linear_common import (
 
 FULL_CASES = [(5_000_000, 20), (1_000_000, 100)]
 QUICK_CASES = [(200_000, 20), (50_000, 100)]
-METHODS = ("regressops", "sklearn", "floor")
+METHODS = ("regressops", "householder", "sklearn", "floor")
 
 
 def write_data(folder: Path, n: int, d: int, seed: int = 0) -> tuple[Path, Path]:
@@ -64,8 +65,11 @@ def worker(method: str, x_path: str, y_path: str) -> None:
     import json
 
     X, y = np.load(x_path), np.load(y_path)
-    if method == "regressops":
-        from regressops.models import LinearRegressor
+    if method in ("regressops", "householder"):
+        from regressops.models import LinearRegressor, _gram
+
+        if method == "householder":  # the fallback path alone (the solver before the fast path)
+            _gram.GRAM_MIN_ROWS = 2**62
 
         LinearRegressor(solver="exact").fit(X[:50_000], y[:50_000])  # warm-up: lazy setup
         model = LinearRegressor(solver="exact")
@@ -128,6 +132,7 @@ def main() -> None:
                     f"{t['regressops']:.2f}",
                     f"{t['sklearn']:.2f}",
                     f"{t['sklearn'] / t['regressops']:.1f}x",
+                    f"{t['householder']:.2f} ({t['sklearn'] / t['householder']:.1f}x)",
                     f"{t['floor']:.2f}",
                     f"{mem['regressops']:.0f}",
                     f"{mem['sklearn']:.0f}",
@@ -150,6 +155,7 @@ def main() -> None:
                 "ours s",
                 "sklearn s",
                 "speed-up",
+                "Householder path s (speed-up)",
                 "floor s (X.sum)",
                 "ours extra MB",
                 "sklearn extra MB",
