@@ -99,3 +99,27 @@ def test_partial_fit_continues_the_average_across_calls(monkeypatch: pytest.Monk
             models[path] = model
     np.testing.assert_allclose(models["compiled"].coef_, models["numpy"].coef_, rtol=1e-9)
     assert models["compiled"]._state.n_avg == models["numpy"]._state.n_avg > 0
+
+
+def test_compiled_draws_equal_searchsorted_including_ties_and_the_top() -> None:
+    rng = np.random.default_rng(4)
+    p = rng.uniform(0.0, 1.0, 500)
+    p[[3, 4, 200]] = 0.0  # rows that can never be drawn: repeated cdf values
+    cdf = np.cumsum(p / p.sum())
+    u = np.sort(np.concatenate([rng.uniform(0, 1, 5000), cdf[:50], [0.0, cdf[-1], 1.0]]))
+    walk = compiled.kernel("sorted_draws")
+    assert walk is not None
+    expected = np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
+    np.testing.assert_array_equal(walk(cdf, u), expected)
+    np.testing.assert_array_equal(compiled.sorted_draws(cdf, u), expected)  # as plain Python
+
+
+@pytest.mark.parametrize("icpt", [0.0, 1.0])
+def test_compiled_row_norms_equal_numpy(icpt: float) -> None:
+    X, _ = _data(n=300, d=7)
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    out = np.empty(len(X))
+    norms = compiled.kernel("row_norms2")
+    assert norms is not None
+    norms(X, mean, scale, icpt, out)
+    np.testing.assert_allclose(out, (((X - mean) / scale) ** 2).sum(axis=1) + icpt, rtol=1e-13)

@@ -2,7 +2,8 @@
 
 ``sgd`` makes one update per sample, so its cost is the loop itself. With numba installed
 (``pip install regressops[fast]``) the epoch runs as one compiled loop over the rows in the
-order drawn; without it (or with ``REGRESSOPS_NUMBA=0`` in the environment) the numpy path of
+order drawn, and the importance sampling's row norms and draws are compiled too; without it (or
+with ``REGRESSOPS_NUMBA=0`` in the environment) the numpy path of
 :func:`regressops.models._epochs.epoch_sgd` runs, which computes blocks of sequential updates
 with a triangular solve. Both make the same updates, in the same order, from the same random
 draws: they differ by rounding only.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -91,22 +92,64 @@ def sgd_epoch_loop(
     return n_avg
 
 
-@lru_cache(maxsize=1)
-def _compiled() -> Callable[..., Any] | None:
+def sorted_draws(cdf: FloatArray, u: FloatArray) -> NDArray[np.intp]:
+    """Row drawn by each sorted uniform ``u``: the first ``i`` with ``cdf[i] > u`` (or the last).
+
+    ``np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)`` as one merge walk
+    (``u`` sorted), without the binary searches.
+    """
+    n = cdf.shape[0]
+    out = np.empty(u.shape[0], dtype=np.intp)
+    i = 0
+    for k in range(u.shape[0]):
+        while i < n and cdf[i] <= u[k]:
+            i += 1
+        out[k] = i if i < n else n - 1
+    return out
+
+
+def row_norms2(
+    X: FloatArray, x_mean: FloatArray, x_scale: FloatArray, icpt: float, out: FloatArray
+) -> None:
+    """``out[i] = |(X[i] - x_mean) / x_scale|**2 + icpt**2``, in one pass without temporaries."""
+    d = X.shape[1]
+    inv_scale = 1.0 / x_scale
+    for i in range(X.shape[0]):
+        total = icpt * icpt
+        for j in range(d):
+            v = (X[i, j] - x_mean[j]) * inv_scale[j]
+            total += v * v
+        out[i] = total
+
+
+_KERNELS: dict[str, Callable[..., Any]] = {
+    "sgd_epoch": sgd_epoch_loop,
+    "sorted_draws": sorted_draws,
+    "row_norms2": row_norms2,
+}
+
+
+@cache
+def _compiled(name: str) -> Callable[..., Any] | None:
     try:
         import numba
     except ImportError:
         logger.debug("numba is not installed: sgd runs its numpy path")
         return None
-    return numba.njit(cache=True, nogil=True)(sgd_epoch_loop)
+    return numba.njit(cache=True, nogil=True)(_KERNELS[name])
 
 
-def sgd_loop() -> Callable[..., int] | None:
-    """The compiled :func:`sgd_epoch_loop`, or None (numba missing, or switched off).
+def kernel(name: str) -> Callable[..., Any] | None:
+    """The compiled kernel ``name`` (see ``_KERNELS``), or None (numba missing, or switched off).
 
     ``REGRESSOPS_NUMBA=0`` (or ``off``/``false``/``no``) in the environment switches the
-    compiled loop off; it is read at every call.
+    compiled kernels off; it is read at every call.
     """
     if os.environ.get(ENV_SWITCH, "").strip().lower() in _OFF:
         return None
-    return _compiled()
+    return _compiled(name)
+
+
+def sgd_loop() -> Callable[..., int] | None:
+    """The compiled :func:`sgd_epoch_loop`, or None (see :func:`kernel`)."""
+    return kernel("sgd_epoch")

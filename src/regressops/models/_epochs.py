@@ -195,15 +195,19 @@ def importance_draws(
     n = len(X)
     c = np.ones(n) if cw is None else cw
     norms2 = np.empty(n)
-    xb = np.empty((min(n, GATHER_ROWS), X.shape[1]))  # cache-sized: no page faults per block
-    for start in range(0, n, GATHER_ROWS):
-        block = X[start : start + GATHER_ROWS]
-        out = xb[: len(block)]
-        np.subtract(block, state.x_mean, out=out)
-        out /= state.x_scale
-        norms2[start : start + len(block)] = np.einsum("ij,ij->i", out, out)
-    if state.fit_intercept:
-        norms2 += 1.0
+    icpt = 1.0 if state.fit_intercept else 0.0
+    norms = compiled.kernel("row_norms2")
+    if norms is not None:
+        norms(X, state.x_mean, state.x_scale, icpt, norms2)
+    else:
+        xb = np.empty((min(n, GATHER_ROWS), X.shape[1]))  # cache-sized: no page faults
+        for start in range(0, n, GATHER_ROWS):
+            block = X[start : start + GATHER_ROWS]
+            out = xb[: len(block)]
+            np.subtract(block, state.x_mean, out=out)
+            out /= state.x_scale
+            norms2[start : start + len(block)] = np.einsum("ij,ij->i", out, out)
+        norms2 += icpt
     cn2 = c * norms2
     p = 0.5 / n + 0.5 * cn2 / max(float(cn2.sum()), 1e-300)
     p /= p.sum()
@@ -216,6 +220,10 @@ def draw(state: IterState, cdf: FloatArray) -> IntArray:
     """``len(cdf)`` row indices drawn with replacement from the distribution ``cdf``."""
     u = state.rng.random_sample(len(cdf))
     u.sort()  # sorted queries walk the table in order: several times faster than random ones
-    idx = np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
+    walk = compiled.kernel("sorted_draws")
+    if walk is not None:
+        idx = walk(cdf, u)
+    else:
+        idx = np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
     state.rng.shuffle(idx)
     return idx
