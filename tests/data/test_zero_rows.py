@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_helpers import make_settings
 from typer.testing import CliRunner
 
+from helpers.data import make_settings
 from regressops import cli
 from regressops.config import Settings
 from regressops.data.demo_db import seed_demo_db
