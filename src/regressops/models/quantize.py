@@ -234,7 +234,6 @@ def quantize_bundle(bundle: ModelBundle, *, granularity: str = "per-tensor") -> 
         kind=INT8_KIND,
         coef=qc.dequantize(),
         quantized=qc,
-        params={**bundle.params, "quantization": f"{SCHEME} {granularity}"},
         extra={k: v for k, v in bundle.extra.items() if k not in ("plots",)}
         | {"quantized_from": source},
     )

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from regressops.training.gates import GateCheck
+    from regressops.training.train import TrainResult
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +170,23 @@ def quantize_model(
         checks=checks,
         source_bytes=(source_dir / MODEL_FILE).stat().st_size,
         output_bytes=(path / MODEL_FILE).stat().st_size,
+    )
+
+
+def quantized_result(result: TrainResult, scheme: str, settings: Settings) -> TrainResult:
+    """Quantise a trained candidate into ``<bundle>-<scheme>``; the result describes the
+    quantised model (``train --quantize int8``)."""
+    from regressops.training.train import TrainResult
+
+    if scheme not in QUANTIZE_CHOICES:
+        raise ConfigError(
+            f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}, got {scheme!r}",
+            reason="invalid_quantize",
+        )
+    out = result.path.with_name(f"{result.path.name}-{scheme}")
+    q = quantize_model(model=result.path, output=out, settings=settings)
+    return TrainResult(
+        q.bundle, q.path, q.bundle.metrics, [], None, result.converged, result.seconds
     )
 
 
