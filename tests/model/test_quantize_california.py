@@ -24,9 +24,7 @@ from regressops.training.train import train
 
 @pytest.fixture
 def california_float(california: Path, tmp_path: Path) -> Path:
-    result = train(
-        dataset="california", solver="exact", output=tmp_path / "float", plots=False
-    )
+    result = train(dataset="california", solver="exact", output=tmp_path / "float", plots=False)
     assert round(result.metrics["r2"], 4) == 0.5758
     return result.path
 
