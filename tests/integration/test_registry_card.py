@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from registry_helpers import diabetes_split, train_and_log
 
+from helpers.registry import diabetes_split, train_and_log
 from regressops.config import GateSettings, Settings, get_settings
 from regressops.models.bundle import load_bundle
 from regressops.models.quantize import quantize_bundle

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from serving_support import ServerProcess
 
-from bundles import make_bundle
+from helpers.bundles import make_bundle
+from helpers.servers import ServerProcess
 from regressops.models.bundle import ModelBundle, load_bundle
 from regressops.models.quantize import error_bound, quantize_bundle
 

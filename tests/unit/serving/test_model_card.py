@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from fastapi.testclient import TestClient
 
-from conftest import make_client
-from regressops.config import Settings
-from regressops.models.bundle import ModelBundle
 from regressops.serving.routes_seed import prefers_html
 
 
@@ -30,18 +26,15 @@ def test_prefers_html(accept: str, html: bool) -> None:
     assert prefers_html(accept) is html
 
 
-def test_model_check_html_card_and_json_default(
-    settings: Settings, insurance_bundle: tuple[Path, ModelBundle]
-) -> None:
-    with make_client(settings, insurance_bundle[0]) as client:
-        r = client.get("/model-check", headers={"Accept": "text/html"})
-        assert r.status_code == 200
-        assert r.headers["content-type"].startswith("text/html")
-        assert r.headers["vary"] == "Accept"
-        page = r.text
-        assert "<h1>insurance v1 (linear)</h1>" in page
-        assert "<h2>Features</h2>" in page and "<td>smoker</td>" in page
-        assert "<h2>How to serve it</h2>" in page
-        r = client.get("/model-check", headers={"Accept": "*/*"})
-        assert r.headers["content-type"] == "application/json"
-        assert r.json()["name"] == "insurance" and r.headers["vary"] == "Accept"
+def test_model_check_html_card_and_json_default(ins_client: TestClient) -> None:
+    r = ins_client.get("/model-check", headers={"Accept": "text/html"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    assert r.headers["vary"] == "Accept"
+    page = r.text
+    assert "<h1>insurance v1 (linear)</h1>" in page
+    assert "<h2>Features</h2>" in page and "<td>smoker</td>" in page
+    assert "<h2>How to serve it</h2>" in page
+    r = ins_client.get("/model-check", headers={"Accept": "*/*"})
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["name"] == "insurance" and r.headers["vary"] == "Accept"
