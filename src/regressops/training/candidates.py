@@ -172,6 +172,10 @@ def train_candidates(
     kinds = list(dict.fromkeys(models))
     if not kinds:
         raise ConfigError("give at least one --model kind", reason="no_model")
+    if quantize is not None:
+        from regressops.training.quantization import check_scheme
+
+        check_scheme(quantize)
     results = []
     for kind in kinds:
         out: Path | None = None

@@ -378,7 +378,10 @@ def _directional_checks(
 def _latency_check(bundle: ModelBundle, frame: pd.DataFrame, gates: GateSettings) -> GateCheck:
     from threadpoolctl import threadpool_limits
 
-    record = {str(k): _plain(v) for k, v in frame[bundle.spec.names].iloc[0].items()}
+    rows = frame[bundle.spec.names]
+    complete = rows[rows.notna().all(axis=1)]  # a record API clients could send: no gaps
+    first = complete.iloc[0] if len(complete) else {f.name: f.impute for f in bundle.spec.features}
+    record = {str(k): _plain(v) for k, v in first.items()}
     times = np.empty(LATENCY_CALLS)
     # One thread, as a serving worker runs: an OpenMP pool woken for a single record measures
     # the machine's scheduling, not the model.

@@ -178,16 +178,21 @@ def quantized_result(result: TrainResult, scheme: str, settings: Settings) -> Tr
     quantised model (``train --quantize int8``)."""
     from regressops.training.train import TrainResult
 
-    if scheme not in QUANTIZE_CHOICES:
-        raise ConfigError(
-            f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}, got {scheme!r}",
-            reason="invalid_quantize",
-        )
+    check_scheme(scheme)
     out = result.path.with_name(f"{result.path.name}-{scheme}")
     q = quantize_model(model=result.path, output=out, settings=settings)
     return TrainResult(
         q.bundle, q.path, q.bundle.metrics, [], None, result.converged, result.seconds
     )
+
+
+def check_scheme(scheme: str) -> None:
+    """Refuse a quantisation scheme other than :data:`QUANTIZE_CHOICES` (before training)."""
+    if scheme not in QUANTIZE_CHOICES:
+        raise ConfigError(
+            f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}, got {scheme!r}",
+            reason="invalid_quantize",
+        )
 
 
 def quantization_checks(report: Mapping[str, Any], gates: GateSettings) -> list[GateCheck]:
