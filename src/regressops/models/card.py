@@ -380,7 +380,13 @@ def _serve(bundle: ModelBundle, name: str, version: str, *, registered: bool) ->
     return Section(
         "How to serve it",
         (
-            Paragraph(("Linear models are served with numpy only (no scikit-learn or MLflow).",)),
+            Paragraph(
+                (
+                    "Served with numpy only (no scikit-learn or MLflow)."
+                    if bundle.is_linear
+                    else "Needs scikit-learn and skops to load (the full installation).",
+                )
+            ),
             CodeBlock("\n".join(lines)),
         ),
     )

@@ -263,7 +263,12 @@ def quantization_gate(
 
 
 def heldout_matrix(bundle: ModelBundle, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
-    """Reload the rows ``bundle`` was tested on and return their model matrix and targets.
+    """The model matrix and targets of the rows ``bundle`` was tested on (:func:`heldout_rows`)."""
+    return _matrix(bundle, heldout_rows(bundle, settings))
+
+
+def heldout_rows(bundle: ModelBundle, settings: Settings) -> pd.DataFrame:
+    """Reload the rows ``bundle`` was tested on (features and target).
 
     The data, the clean lake version and the split come from the bundle's lineage, as
     ``train`` recorded them.
@@ -295,7 +300,7 @@ def heldout_matrix(bundle: ModelBundle, settings: Settings) -> tuple[np.ndarray,
         key=split.get("key") if split.get("method") == "key_hash" else None,
     )
     rows = split_from_description(dict(split), keys=td.keys)
-    return _matrix(bundle, td.frame.iloc[rows.test])
+    return td.frame.iloc[rows.test]
 
 
 def quantized_metrics(
