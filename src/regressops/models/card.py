@@ -315,7 +315,9 @@ def _metrics(bundle: ModelBundle, ctx: CardContext) -> Section:
     champ = gates.get("champion")
     header: tuple[str, ...] = ("metric", "this model")
     if champ:
-        header += (f"champion replaced (v{champ.get('version')})", "change")
+        replaced = (ctx.status or "").startswith("@champion")
+        role = "champion replaced" if replaced else "champion compared"
+        header += (f"{role} (v{champ.get('version')})", "change")
     rows = []
     for k in METRICS:
         if k not in cand:
