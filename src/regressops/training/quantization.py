@@ -135,7 +135,8 @@ def quantize_model(
         )
     source = load_bundle(source_dir)
     quantize_bundle(source, granularity=granularity)  # refuses a non-linear kind before loading
-    X, y = heldout_matrix(source, settings)
+    train_rows, test_rows = split_frames(source, settings)
+    X, y = _matrix(source, test_rows)
     alternatives = {}
     for g in GRANULARITIES:
         candidate = quantize_bundle(source, granularity=g)
@@ -150,7 +151,7 @@ def quantize_model(
             f"the quantised model was refused: {summary}", failed=len(failed), summary=summary
         )
     bundle = quantize_bundle(source, granularity=granularity)
-    bundle.metrics = quantized_metrics(source, report, X, y, bundle)
+    bundle.metrics = quantized_metrics(source, report, bundle, (X, y), _matrix(source, train_rows))
     try:
         path = bundle.save(out)
     except OSError as exc:
@@ -268,7 +269,12 @@ def heldout_matrix(bundle: ModelBundle, settings: Settings) -> tuple[np.ndarray,
 
 
 def heldout_rows(bundle: ModelBundle, settings: Settings) -> pd.DataFrame:
-    """Reload the rows ``bundle`` was tested on (features and target).
+    """Reload the rows ``bundle`` was tested on (features and target; :func:`split_frames`)."""
+    return split_frames(bundle, settings)[1]
+
+
+def split_frames(bundle: ModelBundle, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reload the rows ``bundle`` was trained and tested on: ``(train, test)`` frames.
 
     The data, the clean lake version and the split come from the bundle's lineage, as
     ``train`` recorded them.
@@ -300,31 +306,34 @@ def heldout_rows(bundle: ModelBundle, settings: Settings) -> pd.DataFrame:
         key=split.get("key") if split.get("method") == "key_hash" else None,
     )
     rows = split_from_description(dict(split), keys=td.keys)
-    return td.frame.iloc[rows.test]
+    return td.frame.iloc[rows.train], td.frame.iloc[rows.test]
 
 
 def quantized_metrics(
     source: ModelBundle,
     report: QuantizationReport,
-    X: np.ndarray,
-    y: np.ndarray,
     bundle: ModelBundle,
+    test: tuple[np.ndarray, np.ndarray],
+    train: tuple[np.ndarray, np.ndarray],
 ) -> dict[str, Any]:
-    """``metrics.json`` of the quantised bundle: its own test metrics, the float model's, and
-    the quantisation report."""
+    """``metrics.json`` of the quantised bundle: its own test and training metrics (as
+    ``train`` writes them), the float model's under ``float``, the quantisation report, and
+    the float fit's details under ``fit``."""
     from regressops.training.metrics import regression_metrics
 
+    (X, y), (X_train, y_train) = test, train
     metrics: dict[str, Any] = {
         **regression_metrics(y, bundle.predict_matrix(X)),
         "n_test": len(y),
+        "train": {**regression_metrics(y_train, bundle.predict_matrix(X_train)), "n": len(y_train)},
         "float": {
-            k: source.metrics[k] for k in ("r2", "rmse", "mse", "mae") if k in source.metrics
+            k: source.metrics[k] for k in ("r2", "rmse", "mse", "mae", "train")
+            if k in source.metrics
         },
         "quantization": report.to_dict(),
-    }
-    for key in ("train", "fit"):
-        if key in source.metrics:
-            metrics[f"float_{key}"] = source.metrics[key]
+    }  # fmt: skip
+    if "fit" in source.metrics:
+        metrics["fit"] = source.metrics["fit"]
     return metrics
 
 
