@@ -144,8 +144,8 @@ class QuantizedCoefficients:
             problems.append(f"values outside [-{QMAX}, {QMAX}]")
         if scales.ndim != 1 or not scales.size or not (np.isfinite(scales) & (scales >= 0)).all():
             problems.append("scales must be finite and >= 0")
-        elif groups.size and groups.max() >= scales.size:
-            problems.append(f"{scales.size} scale(s) for {groups.max() + 1} group(s)")
+        elif scales.size != (int(groups.max()) + 1 if groups.size else 1):
+            problems.append(f"{scales.size} scale(s) for {int(groups.max()) + 1} group(s)")
         if problems:
             raise BundleError(f"invalid quantization in model.json: {'; '.join(problems)}")
         return cls(raw_q.astype(np.int8), scales, groups, granularity)

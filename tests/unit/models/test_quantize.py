@@ -194,6 +194,7 @@ def test_an_int8_bundle_loads_and_predicts_with_numpy_only(
         ({"scales": [-1.0]}, "scales"),
         ({"scheme": "asymmetric-int4"}, "scheme"),
         ({"granularity": "per-feature", "scales": [1.0]}, "1 scale"),
+        ({"scales": [1.0, 2.0]}, "2 scale"),
     ],
 )
 def test_a_bad_quantization_section_is_refused(
