@@ -199,7 +199,9 @@ def quantize_coefficients(
     n_groups = int(g.max()) + 1 if g.size else 1
     peak = np.zeros(n_groups)
     np.maximum.at(peak, g, np.abs(w))
-    scales = peak / QMAX
+    # A peak below 127 times the smallest float would give a zero scale for a non-zero
+    # coefficient; the smallest positive float keeps it (q then stays within 127).
+    scales = np.where(peak > 0, np.maximum(peak / QMAX, np.nextafter(0.0, 1.0)), 0.0)
     col = scales[g]
     safe = np.where(col > 0, col, 1.0)
     q = np.clip(np.rint(w / safe), -QMAX, QMAX)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -101,6 +101,7 @@ def models(draw: st.DrawFn) -> tuple[np.ndarray, float, np.ndarray, str]:
 
 
 @given(models())
+@example((np.array([5e-324]), 0.0, np.array([[1.0]]), "per-tensor"))  # scale underflow
 @settings(max_examples=300, deadline=None)
 def test_prediction_error_never_exceeds_its_bound(model: tuple) -> None:
     """|ŷ_float − ŷ_int8| ≤ Σ_j (s_j/2)|x_j| on every row (plus float64 rounding)."""
