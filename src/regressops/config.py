@@ -89,6 +89,9 @@ class GateSettings(GateThresholds):
         Budget for the 99th percentile of single-record prediction time, in milliseconds.
     min_directional_share : float
         Share of edge records that must move the expected way in directional checks.
+    max_quantization_r2_drop : float
+        Largest test R² an int8-quantised model may lose against its float model
+        (``regressops quantize``, ``train --quantize int8``).
     directional : dict
         Per dataset, expected effects: ``{"insurance": {"age": "increasing", "smoker":
         "no<yes"}}``; merged over the built-in expectations.
@@ -100,6 +103,7 @@ class GateSettings(GateThresholds):
     min_improvement: float = Field(0.0, gt=-1.0, lt=1.0)
     max_latency_ms: float = Field(50.0, gt=0)
     min_directional_share: float = Field(0.7, ge=0.0, le=1.0)
+    max_quantization_r2_drop: float = Field(0.001, ge=0.0)
     directional: dict[str, dict[str, str]] = Field(default_factory=dict)
     datasets: dict[str, GateThresholds] = Field(default_factory=dict)
 

@@ -169,6 +169,8 @@ def test_a_cached_champion_resolves_through_the_server_without_mlflow(
     light = read_alias(server["uri"], "served", "champion")
     assert light is not None and light.version == champion["version"]
     assert light.run_id == champion["run"].run_id
+    card = server["client"].get_model_version("served", champion["version"]).tags
+    assert light.card is not None and light.card == card["regressops.card"]  # over REST too
     assert read_alias(server["uri"], "served", "nosuch") is None
     resolve_model("models:/served@champion", settings=server["settings"])  # cached now
     again = resolve_in_fresh_process(server["settings"], "models:/served@champion")

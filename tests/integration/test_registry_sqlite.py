@@ -213,7 +213,9 @@ def test_a_cached_champion_resolves_without_importing_mlflow(store: dict[str, An
     assert change is not None
     light = read_alias(uri, name, "champion")
     assert light is not None and (light.version, light.run_id) == (version, run.run_id)
-    assert read_version(uri, name, version) == light.__class__(name, "", version, run.run_id)
+    card = client.get_model_version(name, version).tags["regressops.card"]
+    assert light.card == card  # the model card's context comes with it, for /model-check
+    assert read_version(uri, name, version) == light.__class__(name, "", version, run.run_id, card)
     assert read_alias(uri, name, "nosuch") is None and read_version(uri, name, "99") is None
     # the first resolution downloads through MLflow; later ones need no MLflow at all
     first = resolve_model(f"models:/{name}@champion", settings=settings)

@@ -148,9 +148,14 @@ def serve_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "venv"
 
 
+@pytest.mark.parametrize("kind", ["linear", "linear-int8"])
 def test_serve_image_env_serves_a_linear_bundle_without_heavy_modules(
-    tmp_path: Path, serve_env: Path, diabetes_bundle: Path
+    tmp_path: Path, serve_env: Path, diabetes_bundle: Path, kind: str
 ) -> None:
+    if kind == "linear-int8":  # the int8 model of the same fit, served the same way
+        from regressops.models.quantize import quantize_bundle
+
+        diabetes_bundle = quantize_bundle(load_bundle(diabetes_bundle)).save(tmp_path / "int8")
     venv, home = serve_env, tmp_path / "home"
     home.mkdir()
     python = venv / "bin" / "python"
@@ -189,6 +194,8 @@ def test_serve_image_env_serves_a_linear_bundle_without_heavy_modules(
             bundle = load_bundle(diabetes_bundle)
             expected = bundle.predict_records([dict(zip(bundle.spec.names, row, strict=True))])
             assert reply.json()["prediction"] == pytest.approx(float(expected.ravel()[0]))
+            card = httpx.get(f"{url}/model-check", headers={**key, "Accept": "text/html"})
+            assert card.status_code == 200 and f"({kind})</h1>" in card.text
         finally:
             proc.terminate()
             proc.wait(30)

@@ -71,10 +71,14 @@ def train(
         target=options.get("target"),
         features=tuple(features.split(",")) if features else None,
     )
-    if (options.get("model") or ["linear"]) != ["linear"] or options.get("register"):
+    if (
+        (options.get("model") or ["linear"]) != ["linear"]
+        or options.get("register")
+        or options.get("quantize")
+    ):
         fail_config(
             "the dask engine trains one linear model and saves its bundle (no MLflow run, no "
-            "registration yet); drop --model and --register"
+            "registration or quantisation yet); drop --model, --register and --quantize"
         )
     seed = options.get("random_state")
     seed = settings.train.random_state if seed is None else seed

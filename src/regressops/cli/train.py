@@ -106,6 +106,13 @@ def train(
     ] = None,
     engine: EngineOpt = None,
     scheduler: SchedulerOpt = None,
+    quantize: Annotated[
+        str | None,
+        typer.Option(
+            help="int8: quantise the trained linear model into <bundle>-int8 and gate, log and "
+            "register that one (the float bundle stays)."
+        ),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Train model(s) on one split, gate, log to MLflow, save bundles; --register the best."""
@@ -131,6 +138,7 @@ def train(
         track=settings.train.track if track is None else track,
         register=register,
         tracking_uri=tracking_uri,
+        quantize=quantize,
         dataset=dataset,
         data=data,
         target=target,

@@ -5,8 +5,10 @@ Layout::
     <bundle>/
       model.json     format version, name, kind, estimator parameters, feature spec, and
                      for linear kinds the coefficients and intercept (model-space, i.e. for
-                     the spec's output columns); for other kinds a pointer to a safely
-                     serialised artefact (``artifact``, relative to the bundle)
+                     the spec's output columns) — for ``linear-int8`` the int8 values and
+                     scales under ``quantization`` instead of ``coef``; for other kinds a
+                     pointer to a safely serialised artefact (``artifact``, relative to the
+                     bundle)
       metrics.json   evaluation metrics (test-set ``r2``, ``rmse``, ``mse``, ``mae`` at the top
                      level; more under nested keys)
       lineage.json   where the training data came from (source, rows, hash, split, seed,
@@ -33,11 +35,12 @@ import numpy as np
 
 from regressops.errors import BundleError
 from regressops.features import FeatureSpec
+from regressops.models.quantize import INT8_KIND, QuantizedCoefficients
 
 logger = logging.getLogger(__name__)
 
 BUNDLE_FORMAT_VERSION = 1
-LINEAR_KINDS = frozenset({"linear", "ridge"})
+LINEAR_KINDS = frozenset({"linear", "ridge", INT8_KIND})
 MODEL_FILE = "model.json"
 METRICS_FILE = "metrics.json"
 LINEAGE_FILE = "lineage.json"
@@ -75,6 +78,9 @@ class ModelBundle:
         ISO-8601 UTC time of training.
     estimator : object, optional
         The in-memory estimator for non-linear kinds (loaded from its artefact).
+    quantized : QuantizedCoefficients, optional
+        For kind ``linear-int8``: the stored int8 coefficients; ``coef`` then holds their
+        dequantised float values, which predictions use.
     extra : dict
         Further JSON-serialisable fields kept in ``model.json`` (e.g. ``artifact``).
     """
@@ -90,6 +96,7 @@ class ModelBundle:
     version: str = "local"
     created_at: str = ""
     estimator: Any = None
+    quantized: QuantizedCoefficients | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -126,7 +133,10 @@ class ModelBundle:
             "feature_spec": self.spec.to_dict(),
             "output_names": self.spec.output_names,
         }
-        if self.coef is not None:
+        if self.quantized is not None:
+            doc["quantization"] = self.quantized.to_dict()
+            doc["intercept"] = float(self.intercept)
+        elif self.coef is not None:
             doc["coef"] = [float(c) for c in np.asarray(self.coef, dtype=np.float64)]
             doc["intercept"] = float(self.intercept)
         doc.update(_jsonable(self.extra))
@@ -217,7 +227,13 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
     except Exception as exc:
         raise BundleError(f"bundle {root} has an invalid model.json: {exc}") from None
     coef = None
-    if "coef" in doc:
+    quantized = None
+    if kind == INT8_KIND:
+        if not isinstance(doc.get("quantization"), Mapping):
+            raise BundleError(f"bundle {root} of kind {kind!r} has no quantization section")
+        quantized = QuantizedCoefficients.from_dict(doc["quantization"], spec)
+        coef = quantized.dequantize()
+    elif "coef" in doc:
         coef = np.asarray(doc["coef"], dtype=np.float64)
         if coef.shape != (spec.n_outputs,) or not np.isfinite(coef).all():
             raise BundleError(
@@ -238,7 +254,7 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         estimator = load_skops_estimator(root, doc)
     known = {
         "format_version", "name", "version", "kind", "created_at", "params",
-        "feature_spec", "output_names", "coef", "intercept",
+        "feature_spec", "output_names", "coef", "intercept", "quantization",
     }  # fmt: skip
     return ModelBundle(
         name=name,
@@ -252,6 +268,7 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         version=str(doc.get("version", "local")),
         created_at=str(doc.get("created_at", "")),
         estimator=estimator,
+        quantized=quantized,
         extra={k: v for k, v in doc.items() if k not in known},
     )
 

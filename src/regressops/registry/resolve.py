@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING
 
 from regressops.config import Settings, get_settings
 from regressops.errors import ConfigError, RegistryError
+from regressops.models.card import CardContext
 from regressops.redact import redact_text
+from regressops.registry.cards import CARD_TAG, card_context
 from regressops.registry.connection import connect, mlflow_errors, tracking_uri
 from regressops.registry.lifecycle import alias_version, get_version
 from regressops.registry.pyfunc import BUNDLE_SUBPATH
@@ -59,6 +61,7 @@ class ResolvedModel:
     version: str
     path: Path
     run_id: str | None
+    card: CardContext | None = None
 
 
 def is_model_uri(text: str) -> bool:
@@ -138,7 +141,9 @@ def resolve_model(
     if not (target / "model.json").is_file():
         _download(client, ref.name, version, target, store)
     logger.info("resolved %s to version %s at %s", ref, version, target)
-    return ResolvedModel(ref=ref, version=version, path=target, run_id=mv.run_id)
+    return ResolvedModel(
+        ref=ref, version=version, path=target, run_id=mv.run_id, card=card_context(mv.tags)
+    )
 
 
 def cache_dir(settings: Settings, name: str, version: str) -> Path:
@@ -167,7 +172,10 @@ def _cached_without_mlflow(ref: ModelRef, store: str, settings: Settings) -> Res
     if same != (ref.name, found.version, redact_text(store)):
         return None
     logger.info("resolved %s to cached version %s at %s", ref, found.version, target)
-    return ResolvedModel(ref=ref, version=found.version, path=target, run_id=found.run_id)
+    card = card_context({CARD_TAG: found.card} if found.card else None)
+    return ResolvedModel(
+        ref=ref, version=found.version, path=target, run_id=found.run_id, card=card
+    )
 
 
 def resolve_bundle_path(uri: str, *, settings: Settings | None = None) -> Path:
@@ -176,10 +184,18 @@ def resolve_bundle_path(uri: str, *, settings: Settings | None = None) -> Path:
 
 
 def load_registered_bundle(uri: str) -> ModelBundle:
-    """Resolve ``uri`` with the current settings and load its bundle (serving's loader)."""
+    """Resolve ``uri`` with the current settings and load its bundle (serving's loader).
+
+    The version's model card context (tag ``regressops.card``) is kept in the bundle's
+    ``extra["card"]``, so the server shows the same card as the registry.
+    """
     from regressops.models.bundle import load_bundle
 
-    return load_bundle(resolve_model(uri).path)
+    resolved = resolve_model(uri)
+    bundle = load_bundle(resolved.path)
+    if resolved.card is not None:
+        bundle.extra["card"] = resolved.card.to_json()
+    return bundle
 
 
 def alias_fingerprint(uri: str) -> str | None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from regressops.redact import redact_text
+from regressops.registry.cards import CARD_TAG
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class AliasTarget:
     alias: str
     version: str
     run_id: str | None
+    card: str | None = None  # the version's model card tag (regressops.card), if any
 
 
 def read_version(uri: str, name: str, version: str) -> AliasTarget | None:
@@ -94,18 +96,23 @@ def _read_sql(uri: str, name: str, alias: str | None, version: str | None) -> Al
         return None  # connecting would create an empty database file
     if alias is not None:
         query = sa.text(
-            "SELECT a.version, v.run_id, v.status FROM registered_model_aliases a "
+            "SELECT a.version, v.run_id, v.status, t.value FROM registered_model_aliases a "
             "JOIN model_versions v ON v.name = a.name AND v.version = a.version "
             "AND v.workspace = a.workspace "
+            "LEFT JOIN model_version_tags t ON t.workspace = v.workspace AND t.name = v.name "
+            "AND t.version = v.version AND t.key = :card_key "
             "WHERE a.name = :name AND a.alias = :alias AND a.workspace = :workspace"
         )
         params: dict[str, Any] = {"name": name, "alias": alias, "workspace": "default"}
     else:
         query = sa.text(
-            "SELECT v.version, v.run_id, v.status FROM model_versions v "
+            "SELECT v.version, v.run_id, v.status, t.value FROM model_versions v "
+            "LEFT JOIN model_version_tags t ON t.workspace = v.workspace AND t.name = v.name "
+            "AND t.version = v.version AND t.key = :card_key "
             "WHERE v.name = :name AND v.version = :version AND v.workspace = :workspace"
         )
         params = {"name": name, "version": int(str(version)), "workspace": "default"}
+    params["card_key"] = CARD_TAG  # the version's model card, read with it (it may have none)
     engine = sa.create_engine(uri, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
@@ -114,8 +121,8 @@ def _read_sql(uri: str, name: str, alias: str | None, version: str | None) -> Al
         engine.dispose()
     if len(rows) != 1 or rows[0][2] != "READY":
         return None
-    found, run_id, _ = rows[0]
-    return AliasTarget(name, alias or "", str(int(found)), run_id or None)
+    found, run_id, _, card = rows[0]
+    return AliasTarget(name, alias or "", str(int(found)), run_id or None, card or None)
 
 
 def _auth_headers() -> dict[str, str]:
@@ -154,4 +161,8 @@ def _read_http(uri: str, name: str, alias: str | None, version: str | None) -> A
     mv = response.json().get("model_version") or {}
     if mv.get("status", "READY") != "READY" or "version" not in mv:
         return None
-    return AliasTarget(name, alias or "", str(int(mv["version"])), mv.get("run_id") or None)
+    tags = {t.get("key"): t.get("value") for t in mv.get("tags") or [] if isinstance(t, dict)}
+    card = tags.get(CARD_TAG)
+    return AliasTarget(
+        name, alias or "", str(int(mv["version"])), mv.get("run_id") or None, card or None
+    )
