@@ -68,8 +68,10 @@ def california_sklearn_csv() -> Path:
 @pytest.fixture(scope="session")
 def diabetes_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A linear (exact) model trained once on diabetes; tests must not modify it."""
-    from regressops.training.train import train
+    from helpers.training import train_with
 
     root = tmp_path_factory.mktemp("diabetes-bundle")
     settings = Settings(home=root / "home")
-    return train(dataset="diabetes", output=root / "bundle", plots=False, settings=settings).path
+    return train_with(
+        dataset="diabetes", output=root / "bundle", plots=False, settings=settings
+    ).path
