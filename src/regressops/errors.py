@@ -1,7 +1,8 @@
 """A small exception hierarchy with machine-readable reasons.
 
 Every error regressops raises on purpose derives from :class:`RegressopsError`. Each carries a
-``reason`` (a stable, machine-readable code such as ``"unknown_dataset"``) and a one-line human
+``reason`` (a stable, machine-readable code such as ``"unknown_dataset"``, declared in
+:class:`regressops.reasons.Reason`) and a one-line human
 message that says what was wrong and what was expected. The CLI prints the message and exits
 with :attr:`RegressopsError.exit_code`; the API maps the reason to a 4xx JSON body.
 """
@@ -69,12 +70,6 @@ class ModelError(RegressopsError):
 
     default_reason = "model_error"
     exit_code = 4
-
-
-class NotFittedError(ModelError):
-    """A model or spec was used before it was fitted."""
-
-    default_reason = "not_fitted"
 
 
 class DivergenceError(ModelError, ArithmeticError):

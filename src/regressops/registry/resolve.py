@@ -16,16 +16,17 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from regressops.config import Settings, get_settings
 from regressops.errors import ConfigError, RegistryError
-from regressops.registry.connection import connect, mlflow_errors, redact_uri, tracking_uri
+from regressops.redact import redact_text
+from regressops.registry.connection import connect, mlflow_errors, tracking_uri
 from regressops.registry.lifecycle import alias_version, get_version
 from regressops.registry.pyfunc import BUNDLE_SUBPATH
+from regressops.registry.store_reader import read_alias, read_version
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -118,7 +119,11 @@ def resolve_model(
     settings = settings or get_settings()
     ref = parse_model_uri(uri)
     store = tracking_uri(settings, tracking)
-    client = client or connect(store)
+    if client is None:
+        cached = _cached_without_mlflow(ref, store, settings)
+        if cached is not None:
+            return cached
+        client = connect(store)
     if ref.alias is not None:
         mv = alias_version(client, ref.name, ref.alias)
         if mv is None:
@@ -130,11 +135,39 @@ def resolve_model(
     else:
         mv = get_version(client, ref.name, str(ref.version))
     version = str(mv.version)
-    target = settings.home / "cache" / "models" / _safe(ref.name) / version
+    target = _cache_dir(settings, ref.name, version)
     if not (target / "model.json").is_file():
         _download(client, ref.name, version, target, store)
     logger.info("resolved %s to version %s at %s", ref, version, target)
     return ResolvedModel(ref=ref, version=version, path=target, run_id=mv.run_id)
+
+
+def _cache_dir(settings: Settings, name: str, version: str) -> Path:
+    return settings.home / "cache" / "models" / _safe(name) / version
+
+
+def _cached_without_mlflow(ref: ModelRef, store: str, settings: Settings) -> ResolvedModel | None:
+    """The resolution when the store can be read without MLflow and the version is cached.
+
+    The same checks as through MLflow: the alias (or version) exists and is READY in the
+    registry now, and the cached bundle is that version of that model. ``None``: use MLflow.
+    """
+    if ref.alias is not None:
+        found = read_alias(store, ref.name, ref.alias)
+    else:
+        found = read_version(store, ref.name, str(ref.version))
+    if found is None:
+        return None
+    target = _cache_dir(settings, ref.name, found.version)
+    try:
+        registry = json.loads((target / "model.json").read_text()).get("registry", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    same = (registry.get("name"), str(registry.get("version")), registry.get("uri"))
+    if same != (ref.name, found.version, redact_text(store)):
+        return None
+    logger.info("resolved %s to cached version %s at %s", ref, found.version, target)
+    return ResolvedModel(ref=ref, version=found.version, path=target, run_id=found.run_id)
 
 
 def resolve_bundle_path(uri: str, *, settings: Settings | None = None) -> Path:
@@ -179,18 +212,16 @@ def alias_fingerprint(uri: str) -> str | None:
     ref = parse_model_uri(uri)
     if ref.version is not None:
         return f"{ref.name}/{ref.version}"
+    store = tracking_uri(get_settings())
+    light = read_alias(store, ref.name, str(ref.alias))
+    if light is not None:
+        return f"{ref.name}/{light.version}"
     try:
-        store = tracking_uri(get_settings())
         mv = alias_version(connect(store), ref.name, str(ref.alias))
     except RegistryError as exc:
         logger.warning("cannot check %s for a new version: %s", ref, exc.message)
         return None
     return f"{ref.name}/{mv.version}" if mv is not None else None
-
-
-def model_resolver() -> tuple[Callable[[str], ModelBundle], Callable[[str], str | None]]:
-    """``(load, fingerprint)`` for serving's ``models:/`` references."""
-    return load_registered_bundle, alias_fingerprint
 
 
 def _download(client: MlflowClient, name: str, version: str, target: Path, store: str) -> None:
@@ -199,7 +230,7 @@ def _download(client: MlflowClient, name: str, version: str, target: Path, store
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=target.parent))
     try:
-        with mlflow_errors(f"downloading {name!r} v{version} from {redact_uri(store)}"):
+        with mlflow_errors(f"downloading {name!r} v{version} from {redact_text(store)}"):
             root = client.get_model_version_download_uri(name, version)
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=f"{root.rstrip('/')}/{BUNDLE_SUBPATH}",
@@ -214,7 +245,7 @@ def _download(client: MlflowClient, name: str, version: str, target: Path, store
             )
         doc = json.loads((bundle / "model.json").read_text(encoding="utf-8"))
         doc["version"] = version
-        doc["registry"] = {"name": name, "version": version, "uri": redact_uri(store)}
+        doc["registry"] = {"name": name, "version": version, "uri": redact_text(store)}
         (bundle / "model.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         try:
             bundle.rename(target)
