@@ -37,8 +37,8 @@ from regressops.data.split import Split, SplitPlan, split_rows
 from regressops.errors import BundleError
 from regressops.features import FeatureSpec
 from regressops.models.bundle import ModelBundle
+from regressops.provenance import environment
 from regressops.training.estimator import EstimatorParams, fit, fit_details
-from regressops.training.lineage import environment
 from regressops.training.metrics import regression_metrics
 from regressops.training.sources import TrainingData, load_training_data
 

@@ -288,8 +288,9 @@ class _Tracker:
     def open(
         cls, settings: Settings, uri: str | None, dataset: str, kind: str
     ) -> _Tracker | _Offline:
+        from regressops.provenance import git_commit
         from regressops.registry.connection import connect, mlflow_errors, tracking_uri
-        from regressops.registry.tracking import ensure_experiment, git_commit
+        from regressops.registry.tracking import ensure_experiment
 
         store = tracking_uri(settings, uri)
         try:
