@@ -54,6 +54,9 @@ class ServeSettings(BaseModel):
     # "process": a JSON-lines log writes requests of 64+ rows from a child process
     log_writer: Literal["process", "thread"] = "process"
     reload_poll_seconds: float = Field(0.0, ge=0)
+    # "impute": a null feature value gets the impute value learned at training (as training
+    # does), counted in the X-Imputed-Values header and the prediction log; "refuse": 422
+    missing_values: Literal["impute", "refuse"] = "impute"
 
 
 class GateThresholds(BaseModel):

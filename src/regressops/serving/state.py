@@ -76,7 +76,10 @@ class ServingState:
         fingerprint = loader.fingerprint(self.model_ref)
         bundle = loader.load_model(self.model_ref)
         self._fingerprint = fingerprint
-        return Predictor(bundle, max_rows=self.settings.serve.max_rows)
+        serve = self.settings.serve
+        return Predictor(
+            bundle, max_rows=serve.max_rows, impute_missing=serve.missing_values == "impute"
+        )
 
     async def start(self) -> None:
         """Load the model, open the prediction log, install SIGHUP and reload polling."""
@@ -227,5 +230,6 @@ class ServingState:
                     scored.features,
                     scored.predictions,
                     (time.perf_counter() - started) * 1e3,
+                    scored.imputed,
                 )
             )

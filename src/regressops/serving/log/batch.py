@@ -33,6 +33,7 @@ class LogBatch:
     features: np.ndarray | dict[str, Any]
     predictions: np.ndarray
     latency_ms: float
+    imputed: int = 0  # missing values replaced by their learned impute value
 
     def __len__(self) -> int:
         return int(self.predictions.shape[0])
@@ -64,7 +65,9 @@ class LogBatch:
 
         Each line is ``{"ts", "request_id", "endpoint", "model_name", "model_version",
         "latency_ms", "first_row", "rows", "features": {name: [values]}, "predictions":
-        [values]}``, where ``first_row`` is the index of the slice's first row in its request.
+        [values]}``, where ``first_row`` is the index of the slice's first row in its request;
+        ``"imputed": n`` is added when the request had ``n`` missing values imputed (the
+        features are logged as the model saw them).
         Numeric columns are serialised by orjson straight from numpy.
         """
         n = len(self)
@@ -76,6 +79,8 @@ class LogBatch:
             "model_version": self.model_version,
             "latency_ms": round(self.latency_ms, 3),
         }
+        if self.imputed:
+            head["imputed"] = self.imputed
         feats = self.features
         if (
             n <= min(line_rows, _NUMPY_MIN_ROWS)

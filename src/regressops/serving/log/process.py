@@ -261,6 +261,7 @@ def encode(batches: list[LogBatch]) -> tuple[bytes, list[Any]]:
             "names": b.names,
             "latency_ms": b.latency_ms,
             "rows": len(b),
+            "imputed": b.imputed,
         }
         if isinstance(b.features, np.ndarray):
             matrix = np.ascontiguousarray(b.features, dtype=np.float64)
@@ -299,6 +300,7 @@ def decode(meta: list[dict[str, Any]], payload: memoryview) -> list[LogBatch]:
                 features,
                 preds,
                 item["latency_ms"],
+                item.get("imputed", 0),
             )
         )
     return batches
