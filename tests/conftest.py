@@ -15,9 +15,12 @@ import pytest
 from regressops.config import Settings, get_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# the shared data sets beside the repository; REGRESSOPS_SHARED_DATA points elsewhere (a worktree)
+SHARED_DATA = Path(os.environ.get("REGRESSOPS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 CALIFORNIA_RAW = SHARED_DATA / "california_housing" / "cal_housing.data"
 CALIFORNIA_SKLEARN_CSV = SHARED_DATA / "california_housing" / "california_housing_sklearn.csv"
+#: The Hands-On-ML housing table: 207 gaps in total_bedrooms, a text column, capped values.
+HOUSING_CSV = SHARED_DATA / "california_housing_raw" / "housing.csv"
 
 
 def in_ci() -> bool:
@@ -57,6 +60,12 @@ def california(monkeypatch: pytest.MonkeyPatch) -> Path:
     path = require_file(CALIFORNIA_RAW, "California housing raw data")
     monkeypatch.setenv("REGRESSOPS_CALIFORNIA_PATH", str(path))
     return path
+
+
+@pytest.fixture
+def housing_csv() -> Path:
+    """The shared raw housing CSV (gaps, a text column, capped target values)."""
+    return require_file(HOUSING_CSV, "California housing raw CSV")
 
 
 @pytest.fixture
