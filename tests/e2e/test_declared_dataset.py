@@ -82,7 +82,9 @@ population = {{ dtype = "float", min = 0 }}
 households = {{ dtype = "float", min = 0 }}
 median_income = {{ dtype = "float", min = 0 }}
 total_bedrooms = {{ dtype = "float", nullable = true, min = 0 }}
-ocean_proximity = {{ dtype = "str", allowed = ["<1H OCEAN", "INLAND", "NEAR OCEAN", "NEAR BAY", "ISLAND"] }}
+ocean_proximity = {{ dtype = "str", allowed = [
+    "<1H OCEAN", "INLAND", "NEAR OCEAN", "NEAR BAY", "ISLAND"
+] }}
 median_house_value = {{ dtype = "float", min = 0, max = 500000 }}
 """,
         encoding="utf-8",
