@@ -239,6 +239,13 @@ def _from_dataset(
             f"--dataset {name}' first",
             reason="not_validated",
         )
+    if name not in DATASETS:
+        raise ConfigError(
+            f"unknown dataset {name!r}; expected a built-in one ({', '.join(sorted(DATASETS))}) "
+            "or one declared as [datasets.NAME] in regressops.toml"
+            + (f" ({', '.join(sorted(settings.datasets))})" if settings.datasets else ""),
+            reason="unknown_dataset",
+        )
     info = get_dataset(name)
     logger.info("training data: the built-in copy of %s (not extracted into the lake)", name)
     frame = info.load(settings)
