@@ -70,6 +70,7 @@ class Reason(StrEnum):
     INVALID_URL = "invalid_url"
     INVALID_VERSION = "invalid_version"
     IS_CHAMPION = "is_champion"
+    LABELS_UNWRITABLE = "labels_unwritable"
     LAKE_WRITE_FAILED = "lake_write_failed"
     LENGTH_MISMATCH = "length_mismatch"
     MALFORMED_JSON = "malformed_json"

@@ -60,9 +60,7 @@ def housing_table(housing_csv: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def declared(
-    housing_table: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Path]:
+def declared(housing_table: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     toml = tmp_path / "regressops.toml"
     toml.write_text(
         f"""

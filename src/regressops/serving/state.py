@@ -25,8 +25,10 @@ from regressops.config import Settings
 from regressops.errors import ConfigError, RegressopsError
 from regressops.serving import loader
 from regressops.serving.log.batch import LogBatch
+from regressops.serving.log.labels import LabelSink, labels_target
 from regressops.serving.log.process import open_server_sink
 from regressops.serving.log.queue import PredictionLogger
+from regressops.serving.log.segments import Rotation
 from regressops.serving.metrics import ServingMetrics, mark_process_dead
 from regressops.serving.predictor import Predictor, Scored
 from regressops.serving.problems import ApiError
@@ -64,6 +66,8 @@ class ServingState:
         self.max_body_bytes = settings.serve.max_body_bytes
         self.predictor: Predictor | None = None
         self.plog: PredictionLogger | None = None
+        self._labels: LabelSink | None = None
+        self._labels_lock = threading.Lock()
         self.last_reload: dict[str, Any] = {}
         self.on_model_change: list[Any] = []
         self._reload_lock = asyncio.Lock()
@@ -85,8 +89,15 @@ class ServingState:
         """Load the model, open the prediction log, install SIGHUP and reload polling."""
         predictor = await anyio.to_thread.run_sync(self._load)
         self._set_predictor(predictor)
+        serve = self.settings.serve
+        rotation = Rotation(
+            max_bytes=serve.log_rotate_bytes,
+            max_seconds=serve.log_rotate_seconds,
+            retention_bytes=serve.log_retention_bytes,
+            retention_seconds=serve.log_retention_seconds,
+        )
         sink = await anyio.to_thread.run_sync(
-            open_server_sink, self.log_target, self.settings.home, self.settings.serve.log_writer
+            open_server_sink, self.log_target, self.settings.home, serve.log_writer, rotation
         )
         if sink is not None:
             self.plog = PredictionLogger(
@@ -115,6 +126,8 @@ class ServingState:
             self._flush_task.cancel()
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if self._labels is not None:
+            self._labels.close()
         if self.plog is not None:
             await anyio.to_thread.run_sync(self.plog.close)
             logger.info("prediction log flushed: %d rows written", self.plog.rows_written)
@@ -186,7 +199,7 @@ class ServingState:
         while True:
             await asyncio.sleep(every)
             if self.plog is not None:
-                self.metrics.log_pending.set(self.plog.pending_rows)
+                self.metrics.set_log(self.plog)
             self.metrics.flush()
 
     async def _poll(self, every: float) -> None:
@@ -207,6 +220,13 @@ class ServingState:
             raise ApiError(503, "not_ready", "the model is not loaded yet; retry shortly")
         return predictor
 
+    def label_sink(self) -> LabelSink:
+        """The labels sink beside the prediction log, opened on first use."""
+        with self._labels_lock:
+            if self._labels is None:
+                self._labels = LabelSink(labels_target(self.log_target, self.settings.home))
+            return self._labels
+
     def record(
         self,
         *,
@@ -215,10 +235,14 @@ class ServingState:
         predictor: Predictor,
         scored: Scored,
         started: float,
+        log: bool = True,
     ) -> None:
-        """Count a prediction in the metrics and queue its rows for the prediction log."""
+        """Count a prediction in the metrics and queue its rows for the prediction log
+        (``log=False``: count them as dropped instead)."""
         self.metrics.observe_predictions(endpoint, scored.predictions)
-        if self.plog is not None:
+        if self.plog is not None and not log:
+            self.plog.drop(len(scored.predictions))
+        elif self.plog is not None:
             self.plog.log(
                 LogBatch(  # positional: this runs once per request
                     time.time(),
@@ -230,6 +254,7 @@ class ServingState:
                     scored.features,
                     scored.predictions,
                     (time.perf_counter() - started) * 1e3,
+                    0,  # first_row
                     scored.imputed,
                 )
             )
