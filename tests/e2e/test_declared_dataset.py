@@ -129,21 +129,32 @@ def test_a_declared_postgres_dataset_from_extract_to_serve(declared: Path, home:
     )  # fmt: skip
     assert code == 0, err
     assert json.loads(out)["metrics"]["rmse"] == pytest.approx(doc["metrics"]["rmse"], rel=1e-9)
+    rows = pd.DataFrame([{**r, "total_bedrooms": None} for r in _records(3)])
+    src, dst = home / "in.csv", home / "out.csv"
+    rows.to_csv(src, index=False)
+    code, out, err = invoke("predict", "-m", "models:/housing/1", "-i", str(src), "-o", str(dst))
+    assert code == 0, err
+    assert pd.read_csv(dst)["prediction"].notna().all()
 
     server = ServerProcess("models:/housing@champion", home)
     try:
         server.wait_ready(timeout=120)
-        record = {
-            "longitude": -122.23, "latitude": 37.88, "housing_median_age": 41.0,
-            "total_rooms": 880.0, "total_bedrooms": None, "population": 322.0,
-            "households": 126.0, "median_income": 8.3252, "ocean_proximity": "NEAR BAY",
-        }  # fmt: skip
+        record = {**_records(1)[0], "total_bedrooms": None}
         r = httpx.post(f"{server.url}/predict", json=[record], timeout=30)
         assert r.status_code == 200, r.text
         assert r.headers["x-imputed-values"] == "1"
         assert r.json()["version"] == "1" and r.json()["predictions"][0] > 0
     finally:
         server.stop()
+
+
+def _records(n: int) -> list[dict[str, object]]:
+    record = {
+        "longitude": -122.23, "latitude": 37.88, "housing_median_age": 41.0,
+        "total_rooms": 880.0, "total_bedrooms": 129.0, "population": 322.0,
+        "households": 126.0, "median_income": 8.3252, "ocean_proximity": "NEAR BAY",
+    }  # fmt: skip
+    return [{**record, "median_income": 2.0 + i} for i in range(n)]
 
 
 def test_training_on_a_file_with_gaps_imputes_them(housing_csv: Path, tmp_path: Path) -> None:
