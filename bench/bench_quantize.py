@@ -41,15 +41,19 @@ def main() -> int:
 
     from linear_common import load_average, median, report, table
     from regressops.config import Settings
+    from regressops.data.selection import DataSelection
+    from regressops.data.split import SplitPlan
     from regressops.models.bundle import load_bundle
     from regressops.serving.predictor import Predictor
+    from regressops.training.estimator import EstimatorParams
     from regressops.training.quantization import heldout_rows, quantize_model
     from regressops.training.train import train
 
     with tempfile.TemporaryDirectory(prefix="bench-quantize-") as tmp:
         settings = Settings(home=Path(tmp) / "home")
         trained = train(
-            dataset="california", solver="exact", test_size=0.2, random_state=42,
+            DataSelection("california"), SplitPlan(test_size=0.2, seed=42),
+            EstimatorParams.build("linear", solver="exact"),
             output=Path(tmp) / "float", plots=False, settings=settings,
         )  # fmt: skip
         results = {

@@ -42,31 +42,35 @@ CASES = [("diabetes", "linear"), ("insurance", "hgb")]
 
 def _train_variants(home: Path, repeats: int) -> dict[str, dict[str, list[float]]]:
     from regressops.config import Settings
-    from regressops.training.candidates import record_training
+    from regressops.data.selection import DataSelection
+    from regressops.training.candidates import RecordPlan, record_training
+    from regressops.training.estimator import EstimatorParams
     from regressops.training.train import train
 
     settings = Settings(home=home)
     times: dict[str, dict[str, list[float]]] = {}
     # warm up: imports, the store's schema, the first experiment
-    warm = train(dataset="diabetes", settings=settings, plots=False, output=home / "warm")
-    record_training([warm], dataset="diabetes", cv=0, register=True, settings=settings)
+    log, register = RecordPlan(cv=0), RecordPlan(cv=0, register=True)
+    warm = train(DataSelection("diabetes"), settings=settings, plots=False, output=home / "warm")
+    record_training([warm], register, settings=settings)
     for _ in range(repeats):
         for dataset, kind in CASES:
             case = times.setdefault(f"{dataset}/{kind}", {})
+            data, model = DataSelection(dataset), EstimatorParams(kind)
             out = home / "models" / f"{dataset}-{kind}"
             start = time.perf_counter()
-            train(dataset=dataset, model=kind, settings=settings, output=out)
+            train(data, estimator=model, settings=settings, output=out)
             case.setdefault("train", []).append(time.perf_counter() - start)
 
             start = time.perf_counter()
-            r = train(dataset=dataset, model=kind, settings=settings, output=out)
-            rec = record_training([r], dataset=dataset, cv=0, settings=settings)
+            r = train(data, estimator=model, settings=settings, output=out)
+            rec = record_training([r], log, settings=settings)
             case.setdefault("train+log", []).append(time.perf_counter() - start)
             assert rec.tracking_error is None and rec.best.run_id
 
             start = time.perf_counter()
-            r = train(dataset=dataset, model=kind, settings=settings, output=out)
-            rec = record_training([r], dataset=dataset, cv=0, register=True, settings=settings)
+            r = train(data, estimator=model, settings=settings, output=out)
+            rec = record_training([r], register, settings=settings)
             case.setdefault("train+log+register", []).append(time.perf_counter() - start)
             assert rec.version is not None
     return times

@@ -15,9 +15,12 @@ import pytest
 from regressops.config import Settings, get_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# the shared data sets beside the repository; REGRESSOPS_SHARED_DATA points elsewhere (a worktree)
+SHARED_DATA = Path(os.environ.get("REGRESSOPS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 CALIFORNIA_RAW = SHARED_DATA / "california_housing" / "cal_housing.data"
 CALIFORNIA_SKLEARN_CSV = SHARED_DATA / "california_housing" / "california_housing_sklearn.csv"
+#: The Hands-On-ML housing table: 207 gaps in total_bedrooms, a text column, capped values.
+HOUSING_CSV = SHARED_DATA / "california_housing_raw" / "housing.csv"
 
 
 def in_ci() -> bool:
@@ -60,10 +63,9 @@ def california(monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def housing_raw_csv() -> Path:
-    """The raw California housing CSV: gaps in total_bedrooms, a text column, capped values."""
-    path = SHARED_DATA / "california_housing_raw" / "housing.csv"
-    return require_file(path, "raw California housing CSV")
+def housing_csv() -> Path:
+    """The shared raw housing CSV (gaps, a text column, capped target values)."""
+    return require_file(HOUSING_CSV, "California housing raw CSV")
 
 
 @pytest.fixture
@@ -75,8 +77,10 @@ def california_sklearn_csv() -> Path:
 @pytest.fixture(scope="session")
 def diabetes_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A linear (exact) model trained once on diabetes; tests must not modify it."""
-    from regressops.training.train import train
+    from helpers.training import train_with
 
     root = tmp_path_factory.mktemp("diabetes-bundle")
     settings = Settings(home=root / "home")
-    return train(dataset="diabetes", output=root / "bundle", plots=False, settings=settings).path
+    return train_with(
+        dataset="diabetes", output=root / "bundle", plots=False, settings=settings
+    ).path

@@ -64,6 +64,9 @@ class ServeSettings(BaseModel):
     reload_poll_seconds: float = Field(0.0, ge=0)
     shadow: str | None = None  # a challenger scoring the served rows off the request path
     shadow_max_pending_rows: int = Field(100_000, ge=1)  # beyond: shadow rows are dropped
+    # "impute": a null feature value gets the impute value learned at training (as training
+    # does), counted in the X-Imputed-Values header and the prediction log; "refuse": 422
+    missing_values: Literal["impute", "refuse"] = "impute"
 
 
 class GateThresholds(BaseModel):

@@ -34,6 +34,7 @@ class Reason(StrEnum):
     DUPLICATE = "duplicate"
     DUPLICATE_COLUMN = "duplicate_column"
     DUPLICATE_FEATURE = "duplicate_feature"
+    DUPLICATE_MODEL = "duplicate_model"
     EMPTY = "empty"
     EMPTY_BATCH = "empty_batch"
     EMPTY_RESULT = "empty_result"
@@ -64,6 +65,7 @@ class Reason(StrEnum):
     INVALID_ROWS = "invalid_rows"
     INVALID_SCHEMA_MODULE = "invalid_schema_module"
     INVALID_SECRET = "invalid_secret"  # noqa: S105 (a reason code, not a password)
+    INVALID_SPLIT = "invalid_split"
     INVALID_SETTING = "invalid_setting"
     INVALID_SHAPE = "invalid_shape"
     INVALID_SPEC = "invalid_spec"

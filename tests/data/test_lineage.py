@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 
 from helpers.data import make_settings
+from helpers.training import split_plan, train_with
 from regressops.config import Settings
 from regressops.data.catalog import describe
 from regressops.data.demo_db import DemoDbResult
 from regressops.data.extract import extract
+from regressops.data.selection import DataSelection
 from regressops.data.validate import validate
 from regressops.errors import ConfigError, DataError
 from regressops.training.sources import load_training_data
-from regressops.training.train import train
 
 
 def _model(path: Path) -> dict[str, Any]:
@@ -37,15 +38,15 @@ def _grow(settings: Settings) -> None:
 def test_clean_lake_data_equals_the_builtin_copy(
     settings: Settings, insurance_db: DemoDbResult, home: Path
 ) -> None:
-    builtin = load_training_data("insurance", settings=settings)
+    builtin = load_training_data(DataSelection("insurance"), settings=settings)
     assert builtin.lineage["source"] == "dataset"
     extract("insurance", settings=settings)
     validate("insurance", settings=settings)
-    lake = load_training_data("insurance", settings=settings)
+    lake = load_training_data(DataSelection("insurance"), settings=settings)
     assert lake.lineage["source"] == "lake" and lake.lineage["clean_version"] == 0
     assert lake.lineage["content_hash"] == builtin.lineage["content_hash"]
-    a = train(dataset="insurance", settings=settings, plots=False, output=home / "a")
-    b = train(
+    a = train_with(dataset="insurance", settings=settings, plots=False, output=home / "a")
+    b = train_with(
         dataset="insurance",
         settings=make_settings(home / "elsewhere"),
         plots=False,
@@ -60,12 +61,12 @@ def test_time_travel_reproduces_a_model_bit_for_bit(
 ) -> None:
     extract("insurance", settings=settings)
     validate("insurance", settings=settings, on_fail="quarantine")
-    first = train(dataset="insurance", settings=settings, plots=False, output=home / "m0")
+    first = train_with(dataset="insurance", settings=settings, plots=False, output=home / "m0")
     _grow(settings)
     extract("insurance", settings=settings)
     validate("insurance", settings=settings, on_fail="quarantine")
-    latest = train(dataset="insurance", settings=settings, plots=False, output=home / "m1")
-    again = train(
+    latest = train_with(dataset="insurance", settings=settings, plots=False, output=home / "m1")
+    again = train_with(
         dataset="insurance", settings=settings, plots=False, output=home / "m0b", data_version=0
     )
     assert latest.bundle.lineage["clean_version"] == 1
@@ -81,7 +82,7 @@ def test_lineage_names_everything_needed_to_walk_back(
 ) -> None:
     extracted = extract("insurance", settings=settings)
     validated = validate("insurance", settings=settings, on_fail="quarantine")
-    result = train(dataset="insurance", settings=settings, plots=False, output=home / "m")
+    result = train_with(dataset="insurance", settings=settings, plots=False, output=home / "m")
     lineage = json.loads((result.path / "lineage.json").read_text())
     assert lineage["source"] == "lake" and lineage["dataset"] == "insurance"
     assert lineage["source_url"] == extracted.source and lineage["source_table"] == "insurance"
@@ -101,15 +102,15 @@ def test_key_hash_split_keeps_rows_on_their_side(
 ) -> None:
     extract("insurance", settings=settings)
     validate("insurance", settings=settings)
-    small = load_training_data("insurance", settings=settings, key="id")
-    first = train(dataset="insurance", settings=settings, plots=False, split_key="id")
+    small = load_training_data(DataSelection("insurance"), settings=settings, key="id")
+    first = train_with(dataset="insurance", settings=settings, plots=False, split_key="id")
     assert first.bundle.lineage["split"]["method"] == "key_hash"
     _grow(settings)
     extract("insurance", settings=settings)
     validate("insurance", settings=settings)
     from regressops.data.split import key_hash_indices
 
-    grown = load_training_data("insurance", settings=settings, key="id")
+    grown = load_training_data(DataSelection("insurance"), settings=settings, key="id")
     assert small.keys is not None and grown.keys is not None
     before = set(small.keys[key_hash_indices(small.keys, test_size=0.2).test].tolist())
     after = set(grown.keys[key_hash_indices(grown.keys, test_size=0.2).test].tolist())
@@ -118,7 +119,7 @@ def test_key_hash_split_keeps_rows_on_their_side(
 
 def test_data_version_needs_a_lake_dataset(settings: Settings) -> None:
     with pytest.raises(ConfigError) as info:
-        load_training_data("insurance", settings=settings, data_version=0)
+        load_training_data(DataSelection("insurance", data_version=0), settings=settings)
     assert info.value.reason == "not_validated"
 
 
@@ -126,7 +127,7 @@ def test_a_declared_dataset_must_be_extracted_before_training(home: Path) -> Non
     declared = {"target": "y", "columns": {"x": {"dtype": "float"}, "y": {"dtype": "float"}}}
     settings = make_settings(home, datasets={"mine": declared})
     with pytest.raises(DataError, match="no clean version in the lake"):
-        load_training_data("mine", settings=settings)
+        load_training_data(DataSelection("mine"), settings=settings)
 
 
 def test_data_show_describes_versions_and_reports(
@@ -173,7 +174,7 @@ def test_the_quickstart_data_path(settings: Settings) -> None:
         "validation report",
     }
     assert Path(again.validation.report_json).is_file()
-    data = load_training_data("diabetes", settings=settings)
+    data = load_training_data(DataSelection("diabetes"), settings=settings)
     assert data.lineage["source"] == "lake" and data.lineage["clean_version"] == 1
 
 
@@ -181,7 +182,8 @@ def test_gates_and_evaluation_use_the_rows_a_model_was_trained_on(
     settings: Settings, insurance_db: DemoDbResult, home: Path
 ) -> None:
     """--data-version and --split-key flow through recording (gates) and evaluate --test-rows."""
-    from regressops.training.candidates import train_candidates
+    from regressops.training.candidates import RecordPlan, train_candidates
+    from regressops.training.estimator import EstimatorParams
     from regressops.training.evaluate import evaluate
 
     extract("insurance", settings=settings)
@@ -190,12 +192,10 @@ def test_gates_and_evaluation_use_the_rows_a_model_was_trained_on(
     extract("insurance", settings=settings)
     validate("insurance", settings=settings)  # clean v1 has 300 more rows
     recorded = train_candidates(
-        models=["linear"],
-        dataset="insurance",
-        data_version=0,
-        split_key="id",
-        cv=0,
-        track=False,
+        DataSelection("insurance", data_version=0),
+        split_plan(settings, split_key="id"),
+        [EstimatorParams("linear")],
+        record=RecordPlan(cv=0, track=False),
         settings=settings,
         plots=False,
         output=home / "v0",
@@ -205,6 +205,6 @@ def test_gates_and_evaluation_use_the_rows_a_model_was_trained_on(
     assert best.result.bundle.lineage["clean_version"] == 0
     assert best.gates.n_rows == n_test  # gates scored the model's own test rows of v0
     # evaluate --test-rows reads clean v0 (not the newest, v1) and rebuilds the key-hash split
-    scored = evaluate(home / "v0", dataset="insurance", rows="test", settings=settings)
+    scored = evaluate(home / "v0", DataSelection("insurance"), rows="test", settings=settings)
     assert scored.metrics["n"] == n_test
     assert scored.metrics["rmse"] == pytest.approx(best.result.metrics["rmse"], rel=1e-12)

@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers.data import make_settings
+from helpers.training import train_with as train
 from regressops import cli
 from regressops.config import Settings
 from regressops.data.demo_db import seed_demo_db
@@ -22,7 +23,6 @@ from regressops.data.extract import extract
 from regressops.data.validate import validate
 from regressops.errors import DataError
 from regressops.models import LinearRegressor
-from regressops.training.train import train
 
 
 @pytest.fixture

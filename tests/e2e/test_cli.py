@@ -182,7 +182,7 @@ def test_bad_arguments_give_one_line(
 def test_unexpected_errors_hint_at_debug(monkeypatch: pytest.MonkeyPatch) -> None:
     import regressops.training.train as training
 
-    def explode(**kwargs: object) -> None:
+    def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom\nsecond line")
 
     monkeypatch.setattr(training, "train", explode)

@@ -34,10 +34,10 @@ def cli(env: dict[str, str], cwd: Path, *args: str) -> CompletedProcess[str]:
 
 
 def test_quantize_a_model_trained_on_the_raw_housing_csv(
-    env: dict[str, str], tmp_path: Path, housing_raw_csv: Path
+    env: dict[str, str], tmp_path: Path, housing_csv: Path
 ) -> None:
     trained = cli(
-        env, tmp_path, "train", "--data", str(housing_raw_csv), "--target", "median_house_value",
+        env, tmp_path, "train", "--data", str(housing_csv), "--target", "median_house_value",
         "--no-track", "--cv", "0", "--no-plots", "-o", "float",
     )  # fmt: skip
     # the float model fails its edge_records gate on this raw data (exit 7), but is written
@@ -65,7 +65,7 @@ def test_quantize_a_model_trained_on_the_raw_housing_csv(
 
     # the quantised bundle predicts from the command line like any bundle, gaps included
     rows = tmp_path / "rows.csv"
-    rows.write_text(housing_raw_csv.read_text().splitlines()[0] + "\n"
+    rows.write_text(housing_csv.read_text().splitlines()[0] + "\n"
                     "-122.23,37.88,41.0,880.0,,322.0,126.0,8.3252,452600.0,NEAR BAY\n")  # fmt: skip
     done = cli(env, tmp_path, "predict", "-m", "int8", "-i", str(rows), "-o", "out.csv")
     assert done.returncode == 0, done.stderr

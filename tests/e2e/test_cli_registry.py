@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from regressops import cli
@@ -76,10 +77,26 @@ def test_bad_registry_input_is_one_line(home: Path) -> None:
         assert needle in one_error(code, err, 6), args
 
 
-def test_tracking_down_keeps_the_bundle(home: Path) -> None:
-    dead = "http://127.0.0.1:9"
+@pytest.mark.parametrize(
+    "dead",
+    [
+        "http://127.0.0.1:9",
+        "postgresql+psycopg://postgres:secret@127.0.0.1:9/mlflow",
+        "sqlite:///{home}/model.json/mlflow.db",  # a file where the store's folder should be
+    ],
+    ids=["http", "postgresql", "sqlite"],
+)
+def test_tracking_down_keeps_the_bundle(home: Path, dead: str) -> None:
+    """Every kind of tracking URI that cannot be reached: one warning line and exit 0, or one
+    error line and exit 6 with --register; the bundle is kept and no password is shown."""
+    (home / "model.json").parent.mkdir(parents=True, exist_ok=True)
+    (home / "model.json").write_text("{}")
+    dead = dead.format(home=home)
     code, out, err = invoke("train", "-d", "diabetes", "--no-plots", "--tracking-uri", dead)
-    assert code == 0 and "NOT logged to MLflow" in err and "unreachable" in err
+    lines = err.strip().splitlines()
+    assert code == 0 and len(lines) == 1 and "NOT logged to MLflow" in lines[0], err
+    assert ("unavailable" if dead.startswith("sqlite") else "unreachable") in err
+    assert "secret" not in err and "unexpected" not in err
     assert (home / "models" / "diabetes" / "model.json").is_file()
     code, out, err = invoke(
         "train", "-d", "diabetes", "--no-plots", "--tracking-uri", dead, "--register"

@@ -20,6 +20,7 @@ from regressops.config import Settings
 from regressops.data.demo_db import seed_demo_db
 from regressops.data.extract import extract
 from regressops.data.lake import Lake
+from regressops.data.selection import DataSelection
 from regressops.data.validate import validate
 from regressops.errors import ConfigError, DataError, SourceError
 from regressops.training.sources import load_training_data
@@ -87,8 +88,10 @@ def test_extract_validate_train_from_postgres_equals_the_builtin_copy(
     again = extract("insurance", source_url=PG_URL, table=table, settings=pg_settings)
     assert not again.created and again.rows_new == 0
     validate("insurance", settings=pg_settings)
-    lake = load_training_data("insurance", settings=pg_settings)
-    builtin = load_training_data("insurance", settings=Settings(home=pg_settings.home / "x"))
+    lake = load_training_data(DataSelection("insurance"), settings=pg_settings)
+    builtin = load_training_data(
+        DataSelection("insurance"), settings=Settings(home=pg_settings.home / "x")
+    )
     assert lake.lineage["source"] == "lake" and builtin.lineage["source"] == "dataset"
     assert lake.lineage["content_hash"] == builtin.lineage["content_hash"]
     assert lake.lineage["source_table"] == table
@@ -111,7 +114,9 @@ def test_a_parameterised_query(pg_schema: str, pg_settings: Settings) -> None:
         params={"min_age": 50, "smoker": "yes"},
         settings=pg_settings,
     )
-    frame = load_training_data("insurance", settings=Settings(home=pg_settings.home / "b")).frame
+    frame = load_training_data(
+        DataSelection("insurance"), settings=Settings(home=pg_settings.home / "b")
+    ).frame
     assert result.rows_new == int(((frame.age >= 50) & (frame.smoker == "yes")).sum()) > 0
 
 
@@ -142,7 +147,7 @@ def test_credentials_never_reach_lake_lineage_or_logs(
         "insurance", source_url="env:SOURCE_WITH_PASSWORD", table=table, settings=pg_settings
     )
     validate("insurance", settings=pg_settings)
-    lineage = load_training_data("insurance", settings=pg_settings).lineage
+    lineage = load_training_data(DataSelection("insurance"), settings=pg_settings).lineage
     assert SECRET not in result.source and "postgres@127.0.0.1" in result.source
     assert SECRET not in str(lineage) and lineage["source_url"] == result.source
     assert SECRET not in caplog.text

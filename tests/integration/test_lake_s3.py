@@ -17,6 +17,7 @@ import pytest
 
 from helpers.data import make_settings
 from helpers.servers import free_port
+from helpers.training import train_with as train
 from regressops.compute.engines import ComputeRequest
 from regressops.compute.inputs import InputSelection
 from regressops.compute.linear import LinearFitPlan
@@ -28,7 +29,6 @@ from regressops.data.storage import list_files
 from regressops.data.validate import validate
 from regressops.errors import DataError
 from regressops.training.partitioned import train_partitioned
-from regressops.training.train import train
 
 pytest.importorskip("moto.server")
 boto3 = pytest.importorskip("boto3")

@@ -229,3 +229,35 @@ def test_a_cached_champion_resolves_without_importing_mlflow(store: dict[str, An
     doc["registry"]["uri"] = "sqlite:////elsewhere/mlflow.db"
     model_json.write_text(json.dumps(doc))
     assert resolve_in_fresh_process(settings, f"models:/{name}@champion")["mlflow"] is True
+
+
+def test_lineage_and_the_mlflow_run_describe_one_environment(
+    store: dict[str, Any], tmp_path: Path
+) -> None:
+    """lineage.json and the run's environment.json come from one function and agree."""
+    import mlflow
+
+    from regressops.data.selection import DataSelection
+    from regressops.provenance import ENVIRONMENT_KEYS
+    from regressops.training.candidates import RecordPlan, record_training
+    from regressops.training.train import train
+
+    settings = store["settings"]
+    result = train(DataSelection("diabetes"), output=tmp_path / "m", plots=False, settings=settings)
+    recorded = record_training([result], RecordPlan(cv=0), settings=settings)
+    assert recorded.tracking_error is None
+    run_id = recorded.best.run_id
+    logged = {
+        name: json.loads(
+            Path(
+                mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=name, tracking_uri=store["uri"]
+                )
+            ).read_text()
+        )
+        for name in ("environment.json", "lineage.json")
+    }
+    saved = json.loads((result.path / "lineage.json").read_text())
+    assert logged["lineage.json"] == saved
+    assert logged["environment.json"] == {k: saved[k] for k in ENVIRONMENT_KEYS}
+    assert set(logged["environment.json"]["packages"]) >= {"numpy", "scikit-learn", "mlflow"}

@@ -13,13 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.training import split_plan
+from helpers.training import train_with as train
 from regressops.config import Settings
+from regressops.data.selection import DataSelection
 from regressops.errors import GateFailed
 from regressops.models.bundle import load_bundle
 from regressops.models.quantize import error_bound
-from regressops.training.candidates import train_candidates
+from regressops.training.candidates import RecordPlan, train_candidates
+from regressops.training.estimator import EstimatorParams
 from regressops.training.quantization import heldout_matrix, quantize_model
-from regressops.training.train import train
 
 
 @pytest.fixture
@@ -81,8 +84,10 @@ def test_a_tighter_limit_refuses_the_model_and_writes_nothing(
 
 
 def test_train_quantize_int8_records_the_quantised_model(california: Path, tmp_path: Path) -> None:
+    linear = EstimatorParams.build("linear", solver="exact")
     recorded = train_candidates(
-        dataset="california", output=tmp_path / "cal", cv=0, track=False, quantize="int8",
+        DataSelection("california"), split_plan(), [linear],
+        record=RecordPlan(cv=0, track=False, quantize="int8"), output=tmp_path / "cal",
         plots=False,
     )  # fmt: skip
     best = recorded.best

@@ -30,7 +30,7 @@ from typing import Annotated
 import typer
 
 from regressops import __version__
-from regressops.cli import data, models, quantize, serve, train, webhooks
+from regressops.cli import data, models, quantize, serve, train, tune, webhooks
 from regressops.cli.support import DEBUG_ENV, OneLineErrors, state
 
 # ---------------------------------------------------------------------- the app
@@ -69,7 +69,7 @@ app.command()(train.train)
 app.command()(train.evaluate)
 app.command()(train.predict)
 app.command()(train.quickstart)
-app.command()(train.tune)
+app.command()(tune.tune)
 app.command()(quantize.quantize)
 app.command()(serve.serve)
 app.command()(serve.predictions)

@@ -115,15 +115,17 @@ def predict(
     *,
     engine: str | None,
     scheduler: str | None,
-    model: Path,
+    model: str | Path,
     input_path: Path,
     output: Path,
     json_output: bool,
 ) -> None:
     """``regressops predict --engine dask``: a folder of Parquet files, one per partition."""
     from regressops.compute.scoring import predict_files
+    from regressops.registry.resolve import model_bundle_dir
 
-    result = run(predict_files, model, input_path, output, request(engine, scheduler))
+    bundle_dir = run(model_bundle_dir, model)  # a directory, models:/NAME@ALIAS or /VERSION
+    result = run(predict_files, bundle_dir, input_path, output, request(engine, scheduler))
     if json_output:
         print_json({"output": str(result.output), "rows": result.rows, "files": result.files})
         return

@@ -18,6 +18,14 @@ DataOpt = Annotated[
 ]
 TargetOpt = Annotated[str | None, typer.Option("--target", help="Target column of --data.")]
 ModelDirOpt = Annotated[Path, typer.Option("--model", "-m", help="Model bundle directory.")]
+ModelRefOpt = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Bundle directory, models:/NAME@ALIAS or models:/NAME/VERSION.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")]
 TrackingOpt = Annotated[
     str | None,
@@ -44,5 +52,32 @@ SchedulerOpt = Annotated[
     typer.Option(
         "--scheduler",
         help="Dask scheduler: tcp://HOST:PORT, or local[:N] for N local worker processes.",
+    ),
+]
+
+# The data selection and split that train and tune share (tune must split as train does).
+FeaturesOpt = Annotated[
+    str | None,
+    typer.Option(help="Comma-separated feature columns, e.g. bmi,bp [default: all but target]."),
+]
+DataVersionOpt = Annotated[
+    int | None,
+    typer.Option(min=0, help="Clean lake version of --dataset to use (time travel)."),
+]
+TestSizeOpt = Annotated[
+    str | None, typer.Option(help="Test fraction (0.2) or row count (20) [default: 0.2].")
+]
+ShuffleOpt = Annotated[
+    bool,
+    typer.Option("--shuffle/--no-shuffle", help="--no-shuffle: last rows are the test set."),
+]
+RandomStateOpt = Annotated[
+    int | None, typer.Option(help="Seed of split and estimator [default: 42].")
+]
+SplitKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Split by a hash of this identifier column (e.g. id): rows keep their side; "
+        "not a feature unless --features names it."
     ),
 ]

@@ -241,15 +241,15 @@ def progress(enabled: bool = True) -> Iterator[Callable[[TrainEvent], None]]:
 
 
 def with_progress(fn: Callable[..., T], *, show: bool) -> Callable[..., T]:
-    """Wrap ``fn(progress=..., **kwargs)`` so it runs under a progress display.
+    """Wrap ``fn(*args, progress=..., **kwargs)`` so it runs under a progress display.
 
-    Use as ``run(with_progress(fn, show=True), **kwargs)``: the display is closed before
+    Use as ``run(with_progress(fn, show=True), *args, **kwargs)``: the display is closed before
     ``run`` prints an error.
     """
 
-    def call(**kwargs: Any) -> T:
+    def call(*args: Any, **kwargs: Any) -> T:
         with progress(enabled=show) as on_event:
-            return fn(progress=on_event, **kwargs)
+            return fn(*args, progress=on_event, **kwargs)
 
     return call
 

@@ -1,13 +1,14 @@
-"""Model commands: ``train``, ``evaluate``, ``predict``, ``quickstart`` and ``tune``, and the
-training output they share (metrics, leaderboard, tracking lines).
+"""Model commands: ``train``, ``evaluate``, ``predict`` and ``quickstart``, and the training
+output they share (metrics, leaderboard, tracking lines). ``tune`` is in :mod:`regressops.cli.tune`.
 
 Heavy modules (scikit-learn, MLflow, Optuna) are imported inside the commands only.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,13 +16,20 @@ from regressops.cli import compute
 from regressops.cli.options import (
     DataOpt,
     DatasetOpt,
+    DataVersionOpt,
     EngineOpt,
+    FeaturesOpt,
     JsonOpt,
-    ModelDirOpt,
+    ModelRefOpt,
+    RandomStateOpt,
     SchedulerOpt,
+    ShuffleOpt,
+    SplitKeyOpt,
     TargetOpt,
+    TestSizeOpt,
     TrackingOpt,
 )
+from regressops.cli.requests import data_selection, estimator_params, split_plan
 from regressops.cli.support import (
     err,
     fail,
@@ -30,7 +38,6 @@ from regressops.cli.support import (
     print_json,
     quiet_mlflow,
     run,
-    settings_for,
     shown,
     with_progress,
 )
@@ -44,9 +51,7 @@ def train(
     dataset: DatasetOpt = None,
     data: DataOpt = None,
     target: TargetOpt = None,
-    features: Annotated[
-        str | None, typer.Option(help="Comma-separated feature columns, e.g. bmi,bp.")
-    ] = None,
+    features: FeaturesOpt = None,
     model: Annotated[
         list[str] | None,
         typer.Option(
@@ -65,16 +70,9 @@ def train(
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Samples per minibatch update.")] = None,
     alpha: Annotated[float | None, typer.Option(help="L2 penalty.")] = None,
-    test_size: Annotated[
-        str | None, typer.Option(help="Test fraction (0.2) or row count (20) [default: 0.2].")
-    ] = None,
-    shuffle: Annotated[
-        bool,
-        typer.Option("--shuffle/--no-shuffle", help="--no-shuffle: last rows are the test set."),
-    ] = True,
-    random_state: Annotated[
-        int | None, typer.Option(help="Seed of split and solver [default: 42].")
-    ] = None,
+    test_size: TestSizeOpt = None,
+    shuffle: ShuffleOpt = True,
+    random_state: RandomStateOpt = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Bundle directory [default: <home>/models/<name>]."),
@@ -96,14 +94,8 @@ def train(
     tuned: Annotated[
         bool, typer.Option("--tuned", help="Use the parameters `regressops tune` wrote back.")
     ] = False,
-    data_version: Annotated[
-        int | None,
-        typer.Option(min=0, help="Clean lake version of --dataset to train on (time travel)."),
-    ] = None,
-    split_key: Annotated[
-        str | None,
-        typer.Option(help="Split by a hash of this column (e.g. id): rows keep their side."),
-    ] = None,
+    data_version: DataVersionOpt = None,
+    split_key: SplitKeyOpt = None,
     engine: EngineOpt = None,
     scheduler: SchedulerOpt = None,
     quantize: Annotated[
@@ -121,41 +113,30 @@ def train(
         compute.train(engine=engine, scheduler=scheduler, options=options, json_output=json_output)
         return
     from regressops.config import get_settings
-    from regressops.data.split import parse_test_size
-    from regressops.training.candidates import train_candidates
+    from regressops.training.candidates import RecordPlan, train_candidates
 
     quiet_mlflow()
     settings = get_settings()
-    kinds = model or ["linear"]
-    params = run(_tuned_params, dataset, kinds, settings) if tuned else None
-    size = run(parse_test_size, test_size) if test_size is not None else None
-    recorded = run(
-        with_progress(train_candidates, show=not json_output),
-        models=kinds,
-        params=params,
-        model_name=model_name,
+    selection = run(data_selection, dataset, data, target, features, data_version)
+    plan = run(split_plan, settings, test_size, shuffle, random_state, split_key)
+    estimators = run(
+        estimator_params, model or ["linear"], tuned=tuned, dataset=dataset, settings=settings,
+        solver=solver, learning_rate=learning_rate, max_iter=max_iter, batch_size=batch_size,
+        alpha=alpha,
+    )  # fmt: skip
+    record = run(
+        RecordPlan,
         cv=settings.train.cv if cv is None else cv,
         track=settings.train.track if track is None else track,
         register=register,
         tracking_uri=tracking_uri,
         quantize=quantize,
-        dataset=dataset,
-        data=data,
-        target=target,
-        features=features.split(",") if features is not None else None,
-        solver=solver,
-        learning_rate=learning_rate,
-        max_iter=max_iter,
-        batch_size=batch_size,
-        alpha=alpha,
-        test_size=size,
-        shuffle=shuffle,
-        random_state=random_state,
-        output=output,
-        plots=plots,
-        data_version=data_version,
-        split_key=split_key,
     )
+    recorded = run(
+        with_progress(train_candidates, show=not json_output),
+        selection, plan, estimators, record=record, output=output, model_name=model_name,
+        plots=plots, settings=settings,
+    )  # fmt: skip
     if json_output:
         if len(recorded.candidates) == 1:
             print_json({**recorded.best.result.to_dict(), "tracking": recorded.to_dict()})
@@ -177,15 +158,6 @@ def train(
     exit_for(recorded, register)
 
 
-def _tuned_params(dataset: str | None, kinds: list[str], settings: Any) -> dict[str, Any]:
-    from regressops.errors import ConfigError
-    from regressops.training.tune import load_tuned_params
-
-    if dataset is None:
-        raise ConfigError("--tuned needs --dataset (tuned parameters are kept per dataset)")
-    return {kind: load_tuned_params(dataset, kind, settings) for kind in kinds}
-
-
 def _show_training(result: TrainResult) -> None:
     m = result.metrics
     solver = m.get("fit", {}).get("solver")
@@ -202,10 +174,11 @@ def _show_training(result: TrainResult) -> None:
 
 
 def evaluate(
-    model: ModelDirOpt,
+    model: ModelRefOpt,
     dataset: DatasetOpt = None,
     data: DataOpt = None,
     target: TargetOpt = None,
+    data_version: DataVersionOpt = None,
     test_rows: Annotated[
         bool,
         typer.Option(
@@ -220,19 +193,14 @@ def evaluate(
     ] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Score a model bundle on a dataset or a labelled file."""
+    """Score a model (bundle directory or models:/ reference) on a dataset or labelled file."""
     from regressops.config import get_settings
     from regressops.training.evaluate import evaluate as evaluate_model
 
-    report = report or get_settings().reports_dir / f"evaluate-{model.resolve().name}.json"
+    selection = run(data_selection, dataset, data, target, None, data_version)
+    report = report or get_settings().reports_dir / f"evaluate-{_report_stem(model)}.json"
     result = run(
-        evaluate_model,
-        model,
-        dataset=dataset,
-        data=data,
-        target=target,
-        rows="test" if test_rows else "all",
-        report=report,
+        evaluate_model, model, selection, rows="test" if test_rows else "all", report=report
     )
     if json_output:
         print_json(result.to_dict())
@@ -243,8 +211,17 @@ def evaluate(
         out().print(f"report: {shown(result.report)}", markup=False)
 
 
+def _report_stem(model: str) -> str:
+    """``models:/diabetes@champion`` → ``diabetes-champion``; a directory → its name."""
+    from regressops.registry.resolve import is_model_uri
+
+    if is_model_uri(model):
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", model.split(":/", 1)[1]).strip("-")
+    return Path(model).resolve().name
+
+
 def predict(
-    model: ModelDirOpt,
+    model: ModelRefOpt,
     input_path: Annotated[
         Path, typer.Option("--input", "-i", help="CSV, Parquet, JSON or JSON-lines input file.")
     ],
@@ -398,102 +375,3 @@ def exit_for(recorded: Recorded, register: bool) -> None:
             f"{recorded.gate_summary}",
             7,
         )
-
-
-# ---------------------------------------------------------------------- tune
-def tune(
-    dataset: Annotated[
-        str | None, typer.Option("--dataset", "-d", help="Built-in dataset name.")
-    ] = None,
-    data: Annotated[str | None, typer.Option(help="A CSV, Parquet or JSON file.")] = None,
-    target: Annotated[str | None, typer.Option(help="Target column of --data.")] = None,
-    features: Annotated[str | None, typer.Option(help="Comma-separated feature columns.")] = None,
-    model: Annotated[str, typer.Option("--model", help="Model kind to tune.")] = "hgb",
-    trials: Annotated[int, typer.Option(help="Number of Optuna trials.")] = 20,
-    cv: Annotated[int, typer.Option(help="Cross-validation folds per trial.")] = 5,
-    random_state: Annotated[int | None, typer.Option(help="Seed [default: 42].")] = None,
-    test_size: Annotated[
-        str | None, typer.Option(help="Rows kept out of tuning, as for train [default: 0.2].")
-    ] = None,
-    track: Annotated[bool, typer.Option("--track/--no-track", help="Log to MLflow.")] = True,
-    tracking_uri: TrackingOpt = None,
-    json_output: JsonOpt = False,
-) -> None:
-    """Tune a model kind with Optuna (TPE, k-fold CV on the training rows); log to MLflow."""
-    quiet_mlflow()
-    settings = settings_for(tracking_uri)
-    result = run(
-        _tune, settings=settings, dataset=dataset, data=data, target=target,
-        features=features.split(",") if features else None, model=model, trials=trials, cv=cv,
-        random_state=random_state, test_size=test_size, track=track, show=not json_output,
-    )  # fmt: skip
-    if json_output:
-        print_json({**result.__dict__, "params_path": str(result.params_path)})
-        return
-    console = out()
-    console.print(
-        f"best {result.kind}: cv rmse {result.best_cv['cv_rmse_mean']:.4g} "
-        f"(r2 {result.best_cv['cv_r2_mean']:.4f}) with {result.best_params}",
-        markup=False,
-    )
-    console.print(f"parameters written to {shown(result.params_path)}", markup=False)
-    console.print(
-        f"train with them: regressops train --dataset {dataset or ''} --model {model} --tuned",
-        markup=False,
-    )
-    if result.tracking_error:
-        err().print(f"[yellow]warning:[/yellow] not logged to MLflow: {result.tracking_error}")
-    elif result.parent_run_id:
-        console.print(f"logged to MLflow: parent run {result.parent_run_id}", markup=False)
-
-
-def _tune(
-    *, settings: Any, dataset: str | None, data: str | None, target: str | None,
-    features: list[str] | None, model: str, trials: int, cv: int, random_state: int | None,
-    test_size: str | None, track: bool, show: bool,
-) -> Any:  # fmt: skip
-    from regressops.data.split import parse_test_size, train_test_indices
-    from regressops.training.sources import load_training_data
-    from regressops.training.tune import tune as run_tune
-
-    td = load_training_data(dataset, data, target, features, settings=settings)
-    seed = settings.train.random_state if random_state is None else random_state
-    size = parse_test_size(test_size) if test_size else settings.train.test_size
-    split = train_test_indices(len(td.frame), test_size=size, random_state=seed)
-    rows = td.frame.iloc[split.train]
-    with _trial_bar(show, trials, model) as progress:
-        return run_tune(
-            rows, dataset=td.name, target=td.target, features=td.features,
-            categorical=td.categorical, kind=model, n_trials=trials, cv=cv, random_state=seed,
-            track=track, progress=progress, settings=settings,
-        )  # fmt: skip
-
-
-class _trial_bar:  # noqa: N801 - used as a context manager like a function
-    """A Rich bar over the trials (no-op when not on a terminal)."""
-
-    def __init__(self, show: bool, total: int, kind: str) -> None:
-        self.show, self.total, self.kind = show, total, kind
-        self.bar: Any = None
-
-    def __enter__(self) -> Any:
-        console = err()
-        if not self.show or not console.is_terminal:
-            return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self.bar = Progress(
-            TextColumn(f"tuning {self.kind}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[best]}"), console=console, transient=True,
-        )  # fmt: skip
-        task = self.bar.add_task("trials", total=self.total, best="")
-        self.bar.__enter__()
-
-        def update(done: int, total: int, best: float) -> None:
-            self.bar.update(task, completed=done, best=f"best cv rmse {best:.4g}")
-
-        return update
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)

@@ -72,6 +72,35 @@ def parse_test_size(text: str) -> SplitSize:
         ) from None
 
 
+def check_test_size(test_size: SplitSize) -> str:
+    """Check a test size without the data: ``"count"`` (an int of at least 1) or ``"fraction"``
+    (a float in (0, 1)).
+
+    Raises
+    ------
+    ConfigError
+        Any other value.
+    """
+    if isinstance(test_size, bool) or not isinstance(test_size, numbers.Real):
+        raise ConfigError(
+            f"test size must be a float in (0, 1) or an int, got {test_size!r}",
+            reason="invalid_test_size",
+        )
+    if isinstance(test_size, numbers.Integral):
+        if int(test_size) < 1:
+            raise ConfigError(
+                f"test size {test_size} rows is out of range; expected at least 1 row",
+                reason="invalid_test_size",
+            )
+        return "count"
+    if not 0.0 < float(test_size) < 1.0:
+        raise ConfigError(
+            f"test size {test_size} is out of range; expected a fraction in (0, 1) or a row count",
+            reason="invalid_test_size",
+        )
+    return "fraction"
+
+
 def n_test_rows(n_rows: int, test_size: SplitSize) -> int:
     """Return the number of test rows for ``test_size``, as scikit-learn computes it.
 
@@ -83,12 +112,7 @@ def n_test_rows(n_rows: int, test_size: SplitSize) -> int:
     ConfigError
         ``test_size`` is out of range, of the wrong type, or leaves no training row.
     """
-    if isinstance(test_size, bool) or not isinstance(test_size, numbers.Real):
-        raise ConfigError(
-            f"test size must be a float in (0, 1) or an int, got {test_size!r}",
-            reason="invalid_test_size",
-        )
-    if isinstance(test_size, numbers.Integral):
+    if check_test_size(test_size) == "count":
         if not 0 < int(test_size) < n_rows:
             raise ConfigError(
                 f"test size {test_size} rows is out of range: the data has {n_rows} rows, so it "
@@ -97,11 +121,6 @@ def n_test_rows(n_rows: int, test_size: SplitSize) -> int:
             )
         return int(test_size)
     fraction = float(test_size)
-    if not 0.0 < fraction < 1.0:
-        raise ConfigError(
-            f"test size {test_size} is out of range; expected a fraction in (0, 1) or a row count",
-            reason="invalid_test_size",
-        )
     n_test = math.ceil(fraction * n_rows)
     if n_test >= n_rows:
         raise ConfigError(
@@ -265,6 +284,114 @@ def key_hash_indices(
     return Split(train=train, test=test, description=description)
 
 
+@dataclass(frozen=True)
+class SplitPlan:
+    """How rows are split into train and test sets, checked when built.
+
+    ``train``, ``tune``, ``evaluate --test-rows`` and the candidates of one ``train`` all split
+    through :func:`split_rows` with the same plan, so tuning never sees a row of the test set
+    that training holds out.
+
+    Parameters
+    ----------
+    test_size : float or int, default=0.2
+        Test fraction in (0, 1) or a row count (not with ``key``).
+    shuffle : bool, default=True
+        Permute the rows before splitting; False takes the last rows as the test set.
+    seed : int, default=42
+        Seed of the permutation (and of the estimator), in ``[0, 2**32)``.
+    key : str, optional
+        Split by a hash of this column (an identifier such as ``id``) instead: a row keeps its
+        side however the data grows. The key is never a feature unless the features name it.
+
+    Raises
+    ------
+    ConfigError
+        A test size, seed or key out of range, or a key with a row count or ``shuffle=False``.
+
+    Examples
+    --------
+    >>> split_rows(SplitPlan(test_size=3, shuffle=False), 10).test.tolist()
+    [7, 8, 9]
+    >>> SplitPlan(test_size=20, key="id")
+    Traceback (most recent call last):
+    ...
+    regressops.errors.ConfigError: a key-hash split needs a test fraction in (0, 1), got 20
+    """
+
+    test_size: SplitSize = 0.2
+    shuffle: bool = True
+    seed: int = 42
+    key: str | None = None
+
+    def __post_init__(self) -> None:
+        size = self.test_size
+        if isinstance(size, float) and size >= 1 and size.is_integer():
+            size = int(size)  # a count written in a settings file (``test_size = 20``)
+            object.__setattr__(self, "test_size", size)
+        kind = check_test_size(size)
+        _seed(self.seed)
+        if self.key is not None:
+            if not str(self.key).strip():
+                raise ConfigError("--split-key names no column", reason="missing_key")
+            if kind != "fraction":
+                raise ConfigError(
+                    f"a key-hash split needs a test fraction in (0, 1), got {size!r}",
+                    reason="invalid_test_size",
+                )
+            if not self.shuffle:
+                raise ConfigError(
+                    "--split-key and --no-shuffle are two ways to split; give one",
+                    reason="invalid_split",
+                )
+
+    @classmethod
+    def from_description(cls, description: dict[str, Any]) -> SplitPlan:
+        """The plan that drew a recorded split (a bundle's ``lineage["split"]``)."""
+        seed = description.get("random_state")
+        return cls(
+            test_size=description["test_size"],
+            shuffle=bool(description.get("shuffle", True)) or "key" in description,
+            seed=42 if seed is None else int(seed),
+            key=description.get("key") if description.get("method") == "key_hash" else None,
+        )
+
+
+def split_rows(plan: SplitPlan, n_rows: int, *, keys: Any = None) -> Split:
+    """Split ``n_rows`` rows as ``plan`` says: the one place a train/test split is decided.
+
+    Parameters
+    ----------
+    plan : SplitPlan
+        Test size, shuffling, seed and split key.
+    n_rows : int
+        Rows of the table, in the order they were loaded.
+    keys : array-like, optional
+        The split key's values, row for row (needed when ``plan.key`` is set).
+
+    Returns
+    -------
+    Split
+
+    Raises
+    ------
+    ConfigError
+        Too few rows for the test size; a key-hash plan without ``keys`` or with missing keys.
+    """
+    if plan.key is not None:
+        if keys is None:
+            raise ConfigError(
+                f"the split is drawn by a hash of column {plan.key!r}; its values are needed",
+                reason="missing_key",
+            )
+        if len(keys) != n_rows:
+            raise ConfigError(f"{len(keys)} split keys for {n_rows} rows", reason="missing_key")
+        return key_hash_indices(keys, test_size=float(plan.test_size), key=plan.key)
+    return train_test_indices(
+        n_rows, test_size=plan.test_size, shuffle=plan.shuffle, random_state=plan.seed
+    )
+
+
 def split_from_description(description: dict[str, Any], *, keys: Any = None) -> Split:
     """Rebuild a split from its JSON description (a bundle's ``lineage["split"]``).
 
@@ -280,22 +407,15 @@ def split_from_description(description: dict[str, Any], *, keys: Any = None) -> 
     ConfigError
         A key-hash split without ``keys``.
     """
-    if description.get("method") == "key_hash":
-        if keys is None:
-            raise ConfigError(
-                f"the split was drawn by a hash of column {description.get('key')!r}; its "
-                "values are needed to rebuild it",
-                reason="missing_key",
-            )
-        return key_hash_indices(
-            keys, test_size=float(description["test_size"]), key=description.get("key")
+    if description.get("method") == "key_hash" and keys is None:
+        raise ConfigError(
+            f"the split was drawn by a hash of column {description.get('key')!r}; its "
+            "values are needed to rebuild it",
+            reason="missing_key",
         )
-    return train_test_indices(
-        int(description["n_rows"]),
-        test_size=description["test_size"],
-        shuffle=bool(description["shuffle"]),
-        random_state=description.get("random_state"),
-    )
+    plan = SplitPlan.from_description(description)
+    n_rows = len(keys) if keys is not None else int(description["n_rows"])
+    return split_rows(plan, n_rows, keys=keys)
 
 
 def _key_hash(value: Any) -> int | None:

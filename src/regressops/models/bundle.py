@@ -113,9 +113,15 @@ class ModelBundle:
             raise BundleError(f"bundle {self.name!r} of kind {self.kind!r} has no estimator loaded")
         return np.asarray(self.estimator.predict(X), dtype=np.float64)
 
-    def predict_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """Predict named records (``[{"bmi": 0.06}, ...]``); missing values are errors."""
-        return self.predict_matrix(self.spec.transform_records(records))
+    def predict_records(
+        self, records: Sequence[Mapping[str, Any]], *, impute: bool = True
+    ) -> np.ndarray:
+        """Predict named records (``[{"bmi": 0.06}, ...]``).
+
+        A missing value (``None`` or NaN) gets the impute value learned at training, exactly as
+        training and :meth:`predict_frame` treat it; ``impute=False`` refuses it instead.
+        """
+        return self.predict_matrix(self.spec.transform_records(records, impute=impute))
 
     def predict_frame(self, frame: Any) -> np.ndarray:
         """Predict a DataFrame (or mapping of columns); missing values are imputed."""

@@ -76,22 +76,22 @@ def quickstart(
     QuickstartResult
     """
     from regressops.data.files import write_table
-    from regressops.datasets import get_dataset
     from regressops.pipelines.data_path import run_data_path
 
     settings = settings or get_settings()
     data = run_data_path(QUICKSTART_DATASET, settings=settings)
-    result = train(dataset=QUICKSTART_DATASET, settings=settings, progress=progress)
-    info = get_dataset(QUICKSTART_DATASET)
-    sample = info.load(settings)[list(info.features)].tail(SAMPLE_ROWS)
+    from regressops.data.selection import DataSelection
+
+    selection = DataSelection(dataset=QUICKSTART_DATASET)
+    result = train(selection, settings=settings, progress=progress)
+    assert result.data is not None
+    sample = result.data.frame[result.data.features].tail(SAMPLE_ROWS)
     sample_path = write_table(sample, settings.home / "samples" / f"{QUICKSTART_DATASET}.csv")
     # Log the run to MLflow and register the model: @champion if its quality gates pass.
-    from regressops.training.candidates import record_training
+    from regressops.training.candidates import RecordPlan, record_training
 
-    recorded = record_training(
-        [result], dataset=QUICKSTART_DATASET, cv=settings.train.cv, register=True,
-        settings=settings, progress=progress,
-    )  # fmt: skip
+    record = RecordPlan(cv=settings.train.cv, register=True)
+    recorded = record_training([result], record, settings=settings, progress=progress)
     return QuickstartResult(
         train=result,
         dataset=QUICKSTART_DATASET,

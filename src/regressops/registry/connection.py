@@ -81,16 +81,20 @@ def connect(uri: str, *, probe: bool = True) -> MlflowClient:
         ``reason="tracking_unavailable"``: the server or database cannot be reached.
     """
     fail_fast()
-    db = sqlite_path(uri)
-    if db is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)
     if probe and is_http(uri):
         _probe_http(uri)
+    elif probe and sqlite_path(uri) is None and "://" in uri and not uri.startswith("file:"):
+        _probe_database(uri)
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    if probe and not is_http(uri):
-        with mlflow_errors(f"tracking store {redact_text(uri)}", unavailable=True):
+    # A database store connects (and migrates its schema) when the client is made: an
+    # unreachable database is "unavailable" like an unreachable server, not an unexpected error.
+    with mlflow_errors(f"tracking store {redact_text(uri)}", unavailable=True):
+        db = sqlite_path(uri)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        if probe and not is_http(uri):
             client.search_experiments(max_results=1)
     return client
 
@@ -144,6 +148,26 @@ def _probe_http(uri: str) -> None:
             f"tracking server {redact_text(uri)} is not healthy (HTTP {response.status_code})",
             reason="tracking_unavailable",
         )
+
+
+def _probe_database(uri: str) -> None:
+    """One connection attempt with a short timeout: MLflow's own engine retries an unreachable
+    database for about 100 s before it gives up."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    timeout = {"connect_timeout": int(PROBE_TIMEOUT_S)} if uri.startswith("postgresql") else {}
+    try:
+        engine = sqlalchemy.create_engine(uri, poolclass=NullPool, connect_args=timeout)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:  # any driver's connection error: the store cannot be used
+        raise RegistryError(
+            f"tracking store {redact_text(uri)} is unreachable ({type(exc).__name__}); start it "
+            "or point --tracking-uri / REGRESSOPS_TRACKING_URI at a running one",
+            reason="tracking_unavailable",
+        ) from None
 
 
 @contextlib.contextmanager

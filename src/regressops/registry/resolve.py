@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -181,6 +182,28 @@ def _cached_without_mlflow(ref: ModelRef, store: str, settings: Settings) -> Res
 def resolve_bundle_path(uri: str, *, settings: Settings | None = None) -> Path:
     """Resolve a registry model URI and return its local bundle directory."""
     return resolve_model(uri, settings=settings).path
+
+
+def model_bundle_dir(
+    ref: str | os.PathLike[str], *, settings: Settings | None = None, tracking: str | None = None
+) -> Path:
+    """The local bundle directory of any model reference a command takes.
+
+    ``predict``, ``evaluate`` and ``serve`` (through :func:`load_registered_bundle`) read
+    ``--model`` the same way: a bundle directory as it is, ``models:/NAME@ALIAS`` or
+    ``models:/NAME/VERSION`` resolved in the registry (:func:`resolve_model`).
+
+    Raises
+    ------
+    ConfigError
+        A malformed ``models:/`` URI.
+    RegistryError
+        Unknown model, alias or version; the store unreachable.
+    """
+    text = str(ref).strip()
+    if is_model_uri(text):
+        return resolve_model(text, settings=settings, tracking=tracking).path
+    return Path(text)
 
 
 def load_registered_bundle(uri: str) -> ModelBundle:

@@ -15,15 +15,14 @@ import io
 import logging
 import math
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regressops.config import Settings, get_settings
+from regressops.provenance import PACKAGES, environment_of, git_commit, package_versions
 from regressops.redact import redact_text
 from regressops.registry.connection import (
     active_tracking,
@@ -44,7 +43,6 @@ logger = logging.getLogger(__name__)
 MODEL_NAME = "model"
 EVAL_ARTIFACT = "eval/heldout.parquet"
 GATES_ARTIFACT = "gates.json"
-PACKAGES = ("regressops", "numpy", "scipy", "scikit-learn", "pandas", "mlflow", "skops")
 
 
 @dataclass
@@ -181,7 +179,7 @@ def log_training_run(
         mlflow.log_metrics({k: float(v) for k, v in record.metrics.items() if _finite(v)})
         mlflow.set_tags({**run_tags(bundle, record.dataset), **record.tags})
         mlflow.log_dict(bundle.lineage, "lineage.json")
-        mlflow.log_dict(environment(), "environment.json")
+        mlflow.log_dict(environment_of(bundle.lineage), "environment.json")
         if record.gate_report is not None:
             mlflow.log_dict(record.gate_report, GATES_ARTIFACT)
         for plot in record.plots:
@@ -245,47 +243,6 @@ def run_tags(bundle: ModelBundle, dataset: str) -> dict[str, str]:
     if commit:
         tags["mlflow.source.git.commit"] = commit
     return tags
-
-
-def environment() -> dict[str, Any]:
-    """Package versions and git commit, for ``environment.json``."""
-    import platform
-
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": package_versions(),
-        "git_commit": git_commit(),
-    }
-
-
-def package_versions() -> dict[str, str]:
-    """Installed versions of the packages a model depends on."""
-    versions = {}
-    for name in PACKAGES:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[name] = metadata.version(name)
-    return versions
-
-
-def git_commit(cwd: Path | None = None) -> str | None:
-    """The git commit of the working directory, or None outside a repository."""
-    git = shutil.which("git")
-    if git is None:
-        return None
-    try:
-        out = subprocess.run(  # noqa: S603 - fixed arguments, no user input
-            [git, "rev-parse", "HEAD"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = out.stdout.strip()
-    return commit if out.returncode == 0 and len(commit) == 40 else None
 
 
 def _log_input(bundle: ModelBundle, dataset: str) -> None:

@@ -190,7 +190,9 @@ class EdgeMiddleware:
                     log=log,
                 )
             status = reply.status
-            await _respond(send, status, reply.body, reply.content_type, rid)
+            imputed = reply.scored.imputed if reply.scored is not None else 0
+            counted = [(b"x-imputed-values", str(imputed).encode())] if imputed else None
+            await _respond(send, status, reply.body, reply.content_type, rid, counted)
         except RegressopsError as exc:
             protocol = protocol_of(path)
             status = status_of(exc)

@@ -42,11 +42,15 @@ class Scored:
     predictions : ndarray of shape (n,)
         One finite float per input row.
     features : ndarray of shape (n, n_features) or dict of str to sequence
-        The validated inputs: a float matrix in feature order, or one column per feature.
+        The validated inputs as the model saw them (missing values imputed): a float matrix in
+        feature order, or one column per feature.
+    imputed : int
+        How many missing (null) values were replaced by their learned impute value.
     """
 
     predictions: np.ndarray
     features: np.ndarray | dict[str, Any]
+    imputed: int = 0
 
     def __len__(self) -> int:
         return int(self.predictions.shape[0])
@@ -75,10 +79,17 @@ class Predictor:
     max_rows : int, default=100_000
         Largest batch accepted; larger ones raise :class:`~regressops.errors.DataError` with
         reason ``"too_many_rows"``.
+    impute_missing : bool, default=True
+        A missing value (JSON ``null``) gets the impute value the feature spec learned from the
+        training rows, as in training, and is counted in :attr:`Scored.imputed`. False (the
+        operator's ``serve.missing_values = "refuse"``) refuses such records instead.
     """
 
-    def __init__(self, bundle: ModelBundle, *, max_rows: int = 100_000) -> None:
+    def __init__(
+        self, bundle: ModelBundle, *, max_rows: int = 100_000, impute_missing: bool = True
+    ) -> None:
         self.bundle = bundle
+        self.impute_missing = impute_missing
         self.spec = bundle.spec
         self.max_rows = max_rows
         self.names: list[str] = self.spec.names
@@ -195,7 +206,7 @@ class Predictor:
         """Predict positional rows (lists of values in feature order)."""
         self._check_count(len(rows))
         if self.numeric_only:
-            return self._finish(self._rows_matrix(rows))
+            return self._finish(*self._rows_matrix(rows))
         self._check_row_lengths(rows)
         columns = {n: list(col) for n, col in zip(self.names, zip(*rows, strict=True), strict=True)}
         return self._predict_columns(columns)
@@ -269,7 +280,7 @@ class Predictor:
                     row=i,
                 )
 
-    def _rows_matrix(self, rows: list[Any]) -> np.ndarray:
+    def _rows_matrix(self, rows: list[Any]) -> tuple[np.ndarray, int]:
         """Numeric rows → float matrix, refusing non-numbers (bools and strings included).
 
         Large inputs: numpy infers the dtype in one C pass — any string, null or object makes
@@ -297,12 +308,28 @@ class Predictor:
                     arr = inferred.astype(np.float64, copy=False)
         except (ValueError, TypeError, OverflowError):
             arr = None
+        imputed = 0
         if arr is None or arr.ndim != 2:
-            self._raise_for_rows(rows)
-        assert arr is not None
+            arr, imputed = self._impute_rows(rows)
         if self._fast is None:
             self._check_finite_inputs(arr)
-        return arr
+        return arr, imputed
+
+    def _impute_rows(self, rows: list[Any]) -> tuple[np.ndarray, int]:
+        """Numeric rows whose only non-numbers are nulls: the nulls get their impute value."""
+        if self.impute_missing:
+            self._check_row_lengths(rows)
+            nulls = [(i, j) for i, row in enumerate(rows) for j, v in enumerate(row) if v is None]
+            if nulls:
+                fill = [f.impute for f in self.spec.features]
+                filled = [[fill[j] if v is None else v for j, v in enumerate(r)] for r in rows]
+                if set(map(type, chain.from_iterable(filled))) <= _NUMBER_TYPES | {np.float64}:
+                    try:
+                        return np.array(filled, dtype=np.float64), len(nulls)
+                    except OverflowError:
+                        pass
+        self._raise_for_rows(rows)
+        raise AssertionError  # _raise_for_rows always raises
 
     def _raise_for_rows(self, rows: list[Any]) -> None:
         """Find the first bad row and value and say what is wrong with it (slow path)."""
@@ -329,11 +356,15 @@ class Predictor:
                 feature=self.names[j],
             )
 
-    def _numeric_column(self, name: str, values: Any) -> np.ndarray:
+    def _numeric_column(self, f: NumericFeature, values: Any) -> tuple[np.ndarray, int]:
+        name, imputed = f.name, 0
         if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
             col = values.astype(np.float64, copy=False)
         else:
             vals = values.tolist() if isinstance(values, np.ndarray) else values
+            if self.impute_missing and None in vals:
+                imputed = sum(v is None for v in vals)
+                vals = [f.impute if v is None else v for v in vals]
             if not set(map(type, vals)) <= _NUMBER_TYPES:
                 for i, v in enumerate(vals):
                     if type(v) not in _NUMBER_TYPES:
@@ -357,23 +388,28 @@ class Predictor:
                 row=i,
                 feature=name,
             )
-        return col
+        return col, imputed
 
     def _predict_columns(self, columns: dict[str, Any]) -> Scored:
         arrays: dict[str, Any] = {}
+        imputed = 0
         for f in self.spec.features:
+            values = columns[f.name]
             if isinstance(f, NumericFeature):
-                arrays[f.name] = self._numeric_column(f.name, columns[f.name])
+                arrays[f.name], n = self._numeric_column(f, values)
             else:
-                arrays[f.name] = columns[f.name]
+                vals = values.tolist() if isinstance(values, np.ndarray) else values
+                n = sum(v is None for v in vals) if self.impute_missing else 0
+                arrays[f.name] = [f.impute if v is None else v for v in vals] if n else values
+            imputed += n
         if self._fast is not None:
             matrix = np.column_stack([arrays[n] for n in self.names])
-            return self._finish(matrix)
+            return self._finish(matrix, imputed)
         X = self.spec.transform_columns(arrays, impute=False, allow_extra=False)
         preds = np.asarray(self.bundle.predict_matrix(X), dtype=np.float64).reshape(-1)
-        return Scored(self._check_finite(preds), arrays)
+        return Scored(self._check_finite(preds), arrays, imputed)
 
-    def _finish(self, matrix: np.ndarray) -> Scored:
+    def _finish(self, matrix: np.ndarray, imputed: int = 0) -> Scored:
         if self._fast is not None:
             weights, intercept = self._fast
             preds = matrix @ weights + intercept
@@ -382,11 +418,11 @@ class Predictor:
             if not np.isfinite(preds).all():
                 self._check_finite_inputs(matrix)
                 self._check_finite(preds)
-            return Scored(preds, matrix)
+            return Scored(preds, matrix, imputed)
         else:
             X = self.spec.transform_rows(matrix)
             preds = np.asarray(self.bundle.predict_matrix(X), dtype=np.float64).reshape(-1)
-        return Scored(self._check_finite(preds), matrix)
+        return Scored(self._check_finite(preds), matrix, imputed)
 
     @staticmethod
     def _check_finite(preds: np.ndarray) -> np.ndarray:

@@ -96,7 +96,10 @@ class ServingState:
     def _load(self) -> Predictor:
         fingerprint = loader.fingerprint(self.model_ref)
         bundle = loader.load_model(self.model_ref)
-        predictor = Predictor(bundle, max_rows=self.settings.serve.max_rows)
+        serve = self.settings.serve
+        predictor = Predictor(
+            bundle, max_rows=serve.max_rows, impute_missing=serve.missing_values == "impute"
+        )
         if self.shadow is not None:
             self.shadow.prepare(predictor)  # a reload swaps both models or neither
         self._fingerprint = fingerprint
@@ -286,5 +289,6 @@ class ServingState:
                     scored.features,
                     scored.predictions,
                     (time.perf_counter() - started) * 1e3,
+                    imputed=scored.imputed,
                 )
             )

@@ -1,7 +1,7 @@
 """Train candidate models on one split, gate them, track them, and register the best.
 
-:func:`train_candidates` is what ``regressops train`` runs: each ``--model`` kind is trained by
-:func:`regressops.training.train.train` on the same split (same data, test size and seed), then
+:func:`train_candidates` is what ``regressops train`` runs: the data is loaded once, and each
+``--model`` kind is trained by :func:`regressops.training.train.train` on the same split, then
 :func:`record_training` cross-validates each on the training rows, runs the quality gates on
 the held-out rows against the current champion, logs every candidate to MLflow (one run each;
 under a parent run with the leaderboard when there are several) and, with ``register``,
@@ -19,7 +19,7 @@ import contextlib
 import io
 import logging
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,9 +31,10 @@ from regressops.training import train as training
 from regressops.training.gates import GateReport, evaluate_gates
 
 if TYPE_CHECKING:
-    import pandas as pd
-
+    from regressops.data.selection import DataSelection
+    from regressops.data.split import SplitPlan
     from regressops.registry.lifecycle import Change
+    from regressops.training.estimator import EstimatorParams
     from regressops.training.train import Progress, TrainResult
 
 logger = logging.getLogger(__name__)
@@ -124,111 +125,116 @@ class Recorded:
         }
 
 
-def train_candidates(
-    *,
-    models: Sequence[str] = ("linear",),
-    dataset: str | None = None,
-    data: str | Path | None = None,
-    target: str | None = None,
-    features: Sequence[str] | None = None,
-    params: Mapping[str, Mapping[str, Any]] | None = None,
-    output: str | Path | None = None,
-    model_name: str | None = None,
-    cv: int = 5,
-    track: bool = True,
-    register: bool = False,
-    tracking_uri: str | None = None,
-    quantize: str | None = None,
-    settings: Settings | None = None,
-    progress: Progress | None = None,
-    **train_kwargs: Any,
-) -> Recorded:
-    """Train every kind in ``models`` on the same split, then :func:`record_training`.
+@dataclass(frozen=True)
+class RecordPlan:
+    """What happens to trained candidates after the fit, checked when built.
 
     Parameters
     ----------
-    models : sequence of str
-        Catalog kinds; each once.
-    dataset, data, target, features
-        The training data, as for :func:`~regressops.training.train.train`.
-    params : mapping of kind to mapping, optional
-        Estimator parameters per kind.
+    cv : int, default=5
+        Folds of the cross-validated metrics on the training rows (0 or 1: none).
+    track : bool, default=True
+        Log runs to MLflow.
+    register : bool, default=False
+        Register the best candidate and make it ``@champion`` if its gates pass.
+    tracking_uri : str, optional
+        Tracking URI (the settings' otherwise).
+    quantize : {"int8"}, optional
+        Quantise each trained linear model (:func:`~regressops.training.quantization.
+        quantize_model`, per-tensor) into ``<bundle>-int8`` and record, gate and register the
+        quantised model instead of the float one (which stays at its bundle directory).
+    """
+
+    cv: int = 5
+    track: bool = True
+    register: bool = False
+    tracking_uri: str | None = None
+    quantize: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.cv, bool) or not isinstance(self.cv, int) or self.cv < 0:
+            raise ConfigError(f"--cv must be 0 or more folds, got {self.cv!r}", reason="invalid_cv")
+        if self.quantize is not None:
+            from regressops.training.quantization import check_scheme
+
+            check_scheme(self.quantize)
+
+
+def train_candidates(
+    data: DataSelection,
+    split: SplitPlan,
+    estimators: Sequence[EstimatorParams],
+    *,
+    record: RecordPlan | None = None,
+    output: str | Path | None = None,
+    model_name: str | None = None,
+    plots: bool = True,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> Recorded:
+    """Train every estimator on the same data and split, then :func:`record_training`.
+
+    The data is loaded once and the split drawn once (:func:`~regressops.data.split.split_rows`)
+    for every candidate, the gates and the tracked evaluation rows.
+
+    Parameters
+    ----------
+    data : DataSelection
+        The training data.
+    split : SplitPlan
+        How it is split (and the seed of every estimator).
+    estimators : sequence of EstimatorParams
+        One per candidate; each kind once.
+    record : RecordPlan, optional
+        Cross-validation, tracking and registration (default: :class:`RecordPlan`).
     output : path-like, optional
         Bundle directory of a single candidate, or the parent folder of several
         (``<output>/<kind>``). Default ``<home>/models/<name>`` (one) or
         ``<home>/models/<name>-<kind>`` (several).
     model_name : str, optional
-        Registered model name and bundle name; default the dataset's name.
-    cv, track, register, tracking_uri
-        See :func:`record_training`.
-    quantize : {"int8"}, optional
-        Quantise each trained linear model (:func:`~regressops.training.quantization.
-        quantize_model`, per-tensor) into ``<bundle>-int8`` and record, gate and register the
-        quantised model instead of the float one (which stays at its bundle directory).
-    **train_kwargs
-        Further arguments of :func:`~regressops.training.train.train` (``solver``,
-        ``test_size``, ``random_state``, ``plots``, ...).
+        Registered model name and bundle name; default the dataset's name or the file's stem.
+    plots : bool, default=True
+        Write the evaluation plots into each bundle.
+    settings : Settings, optional
+        Defaults to :func:`~regressops.config.get_settings`.
+    progress : callable, optional
+        Receives the :class:`~regressops.training.train.TrainEvent` of every step.
     """
+    from regressops.training.sources import load_training_data
+
     settings = settings or get_settings()
-    kinds = list(dict.fromkeys(models))
+    kinds = [e.kind for e in estimators]
     if not kinds:
         raise ConfigError("give at least one --model kind", reason="no_model")
-    if quantize is not None:
-        from regressops.training.quantization import check_scheme
-
-        check_scheme(quantize)
+    if dupes := sorted({k for k in kinds if kinds.count(k) > 1}):
+        raise ConfigError(f"model kind(s) {dupes} given more than once", reason="duplicate_model")
+    notify = progress or (lambda event: None)
+    notify(training.TrainEvent("load"))
+    td = load_training_data(data, settings=settings, key=split.key)
+    record = record or RecordPlan()
     results = []
-    for kind in kinds:
+    for params in estimators:
         out: Path | None = None
         if output is not None:
-            out = Path(output) if len(kinds) == 1 else Path(output) / kind
+            out = Path(output) if len(kinds) == 1 else Path(output) / params.kind
         elif len(kinds) > 1:
-            out = settings.models_dir / f"{model_name or dataset or Path(str(data)).stem}-{kind}"
-        results.append(
-            training.train(
-                dataset=dataset,
-                data=data,
-                target=target,
-                features=features,
-                model=kind,
-                params=dict((params or {}).get(kind, {})),
-                output=out,
-                name=model_name,
-                settings=settings,
-                progress=progress,
-                **train_kwargs,
-            )
-        )
-    if quantize is not None:
+            out = settings.models_dir / f"{model_name or td.name}-{params.kind}"
+        trained = training.train(
+            td, split, params, output=out, name=model_name, plots=plots,
+            settings=settings, progress=progress,
+        )  # fmt: skip
+        results.append(trained)
+    if record.quantize is not None:
         from regressops.training.quantization import quantized_result
 
-        results = [quantized_result(r, quantize, settings) for r in results]
-    return record_training(
-        results,
-        dataset=dataset,
-        data=data,
-        target=target,
-        features=features,
-        cv=cv,
-        track=track,
-        register=register,
-        tracking_uri=tracking_uri,
-        settings=settings,
-        progress=progress,
-    )
+        results = [quantized_result(r, record.quantize, settings) for r in results]
+    return record_training(results, record, settings=settings, progress=progress)
 
 
 def record_training(
     results: Sequence[TrainResult],
+    record: RecordPlan | None = None,
     *,
-    dataset: str | None = None,
-    data: str | Path | None = None,
-    target: str | None = None,
-    features: Sequence[str] | None = None,
-    cv: int = 5,
-    track: bool = True,
-    register: bool = False,
-    tracking_uri: str | None = None,
     settings: Settings | None = None,
     progress: Progress | None = None,
 ) -> Recorded:
@@ -237,41 +243,30 @@ def record_training(
     Parameters
     ----------
     results : sequence of TrainResult
-        Candidates trained on the same data and split.
-    dataset, data, target, features
-        The data they were trained on (reloaded to rebuild the split's rows).
-    cv : int, default=5
-        Folds of the cross-validated metrics on the training rows (0 or 1: none).
-    track : bool, default=True
-        Log runs to MLflow.
-    register : bool, default=False
-        Register the best candidate and make it ``@champion`` if its gates pass.
-    tracking_uri : str, optional
-        Tracking URI (settings' otherwise).
+        Candidates trained on the same data and split (their ``data`` and ``split``).
+    record : RecordPlan, optional
+        Cross-validation folds, tracking and registration (default: :class:`RecordPlan`).
+    settings : Settings, optional
+        Defaults to :func:`~regressops.config.get_settings`.
+    progress : callable, optional
+        Receives an ``"evaluate"`` event per candidate, then ``"tracking"`` and
+        ``"registering"``.
     """
     from sklearn.exceptions import ConvergenceWarning
 
     from regressops.training.crossval import cross_validate
-    from regressops.training.sources import load_training_data
 
     settings = settings or get_settings()
+    record = record or RecordPlan()
     notify = progress or (lambda event: None)
-    # Reload exactly the rows trained on: the same lake version, and the split's key column.
-    lineage = results[0].bundle.lineage
-    split = lineage.get("split") or {}
-    td = load_training_data(
-        dataset,
-        data,
-        target,
-        features,
-        settings=settings,
-        data_version=lineage.get("clean_version") if lineage.get("source") == "lake" else None,
-        key=split.get("key") if split.get("method") == "key_hash" else None,
-    )
-    name = results[0].bundle.name
-    train_rows, test_rows = _split_rows(td.frame, lineage, keys=td.keys)
-    store = tracking_uri or settings.resolved_tracking_uri
-    client, error = _connect(store) if track or register else (None, None)
+    first = results[0]
+    td, split = first.data, first.split
+    if td is None or split is None:
+        raise ConfigError("record_training needs results of train()", reason="no_split")
+    name = first.bundle.name
+    train_rows, test_rows = td.frame.iloc[split.train], td.frame.iloc[split.test]
+    store = record.tracking_uri or settings.resolved_tracking_uri
+    client, error = _connect(store) if record.track or record.register else (None, None)
     champion = None
     if client is not None:
         try:
@@ -284,7 +279,7 @@ def record_training(
     for result in results:
         notify(training.TrainEvent("evaluate"))
         folds = {}
-        if cv >= 2:
+        if record.cv >= 2:
             with warnings.catch_warnings():  # the main fit already reported its convergence
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 folds = cross_validate(
@@ -296,7 +291,7 @@ def record_training(
                     if result.bundle.quantized is not None
                     else result.bundle.kind,
                     params=result.bundle.params,
-                    cv=cv,
+                    cv=record.cv,
                     random_state=int(result.bundle.lineage.get("seed", 0)),
                 ).flat()
         report = evaluate_gates(
@@ -319,22 +314,13 @@ def record_training(
     except RegistryError as exc:
         recorded.tracking_error = exc.message
         return recorded
-    if register:
+    if record.register:
         notify(training.TrainEvent("registering"))
         _register(client, store, recorded, test_rows, settings)
     return recorded
 
 
 # ---------------------------------------------------------------------------- internals
-def _split_rows(
-    frame: pd.DataFrame, lineage: Mapping[str, Any], keys: Any = None
-) -> tuple[Any, Any]:
-    from regressops.data.split import split_from_description
-
-    split = split_from_description(dict(lineage["split"]), keys=keys)
-    return frame.iloc[split.train], frame.iloc[split.test]
-
-
 def _connect(store: str) -> tuple[Any, str | None]:
     from regressops.registry.connection import connect
 

@@ -1,9 +1,9 @@
 """Score a saved model on labelled data, and write predictions for a table of inputs.
 
-:func:`evaluate` loads a bundle, loads labelled data through
-:func:`~regressops.training.sources.load_training_data` (the bundle's features, the given or the
-bundle's target) and returns R², RMSE, MSE and MAE. With ``rows="test"`` it rebuilds the bundle's
-own test split from its lineage, after checking the data is the very data it was trained on
+:func:`evaluate` loads a bundle (a directory or a ``models:/`` reference), loads labelled data
+through :func:`~regressops.training.sources.load_training_data` (the bundle's features, the given
+or the bundle's target) and returns R², RMSE, MSE and MAE. With ``rows="test"`` it rebuilds the
+bundle's own test split from its lineage, after checking the data is the very data it was trained on
 (same content hash), so the numbers reproduce ``metrics.json``.
 
 :func:`predict` reads a CSV, Parquet or JSON file, predicts every row and writes the input
@@ -16,13 +16,14 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from regressops.config import Settings
+from regressops.data.selection import DataSelection
 from regressops.data.split import split_from_description
 from regressops.errors import ConfigError, DataError
 from regressops.models.bundle import ModelBundle, load_bundle
@@ -97,27 +98,23 @@ class PredictionResult:
 
 
 def evaluate(
-    bundle_dir: str | os.PathLike[str],
+    model: str | os.PathLike[str],
+    data: DataSelection,
     *,
-    dataset: str | None = None,
-    data: str | os.PathLike[str] | None = None,
-    target: str | None = None,
     rows: Rows = "all",
     report: str | os.PathLike[str] | None = None,
     settings: Settings | None = None,
 ) -> EvaluationResult:
-    """Score the model in ``bundle_dir`` on a dataset or a labelled file.
+    """Score a model on a dataset or a labelled file.
 
     Parameters
     ----------
-    bundle_dir : path-like
-        A bundle saved by :func:`~regressops.training.train.train`.
-    dataset : str, optional
-        A built-in dataset.
-    data : path-like, optional
-        A CSV, Parquet or JSON file holding the model's feature columns and the target.
-    target : str, optional
-        Target column; default the bundle's target.
+    model : str or path-like
+        A bundle directory, ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``
+        (:func:`~regressops.registry.resolve.model_bundle_dir`).
+    data : DataSelection
+        A dataset (built in or declared) or a file holding the model's feature columns and the
+        target; the target defaults to the model's, the features are the model's.
     rows : {"all", "test"}, default="all"
         Score every row, or only the bundle's own test rows (the data must then be exactly
         its training data).
@@ -135,28 +132,31 @@ def evaluate(
     BundleError
         The bundle is missing or invalid.
     ConfigError
-        Neither or both of ``dataset`` and ``data``; ``rows`` is invalid.
+        ``rows`` is invalid.
     DataError
         The data lacks a feature or the target, or (``rows="test"``) is not the training data.
+    RegistryError
+        A ``models:/`` reference cannot be resolved.
     """
+    from regressops.registry.resolve import model_bundle_dir
+
     if rows not in ("all", "test"):
         raise ConfigError(f"rows must be 'all' or 'test', got {rows!r}", reason="invalid_rows")
+    bundle_dir = model_bundle_dir(model, settings=settings)
     bundle = load_bundle(bundle_dir)
-    target = target or bundle.spec.target
     lineage = bundle.lineage
     split = lineage.get("split") or {}
     key = split.get("key") if rows == "test" and split.get("method") == "key_hash" else None
     # The bundle's own test rows come from the lake version it was trained on (time travel).
-    own = rows == "test" and lineage.get("source") == "lake" and lineage.get("dataset") == dataset
-    td = load_training_data(
-        dataset,
+    trained_on = lineage.get("dataset") if lineage.get("source") == "lake" else None
+    own = rows == "test" and trained_on is not None and trained_on == data.dataset
+    selection = replace(
         data,
-        target,
-        bundle.spec.names,
-        settings=settings,
-        key=key,
-        data_version=lineage.get("clean_version") if own else None,
+        target=data.target or bundle.spec.target,
+        features=bundle.spec.names,
+        data_version=lineage.get("clean_version") if own else data.data_version,
     )
+    td = load_training_data(selection, settings=settings, key=key)
     frame, y = td.frame, td.y
     if rows == "test":
         idx = _test_rows(bundle, td.lineage, td.keys)
@@ -181,9 +181,11 @@ def evaluate(
 
 
 def predict(
-    bundle_dir: str | os.PathLike[str],
+    model: str | os.PathLike[str],
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
+    *,
+    settings: Settings | None = None,
 ) -> PredictionResult:
     """Predict every row of a table file and write it with a ``prediction`` column.
 
@@ -191,8 +193,8 @@ def predict(
 
     Parameters
     ----------
-    bundle_dir : path-like
-        A saved bundle.
+    model : str or path-like
+        A bundle directory, ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``.
     input_path : path-like
         CSV, Parquet, JSON (records) or JSON-lines file with the model's feature columns.
     output_path : path-like
@@ -207,6 +209,8 @@ def predict(
     ------
     BundleError
         The bundle is missing or invalid.
+    RegistryError
+        A ``models:/`` reference cannot be resolved.
     DataError
         The input cannot be read, already has a ``prediction`` column, or the output type is
         not supported.
@@ -214,6 +218,7 @@ def predict(
         A feature column is missing or holds an invalid value or an unknown category.
     """
     from regressops.data.files import READABLE_SUFFIXES, read_table, write_table
+    from regressops.registry.resolve import model_bundle_dir
 
     out = Path(output_path)
     if out.suffix.lower() not in READABLE_SUFFIXES:
@@ -222,7 +227,7 @@ def predict(
             f"{', '.join(READABLE_SUFFIXES)}",
             reason="unsupported_file",
         )
-    bundle = load_bundle(bundle_dir)
+    bundle = load_bundle(model_bundle_dir(model, settings=settings))
     frame = read_table(input_path)
     frame.columns = [str(c) for c in frame.columns]
     if PREDICTION_COLUMN in frame.columns:

@@ -35,7 +35,7 @@ from regressops.compute.profile import profile_input, spec_from_profile
 from regressops.compute.rows import SplitPlan
 from regressops.config import Settings, get_settings
 from regressops.errors import BundleError, ConfigError, DataError
-from regressops.training.lineage import environment
+from regressops.provenance import environment
 from regressops.training.train import TrainEvent, TrainResult
 
 logger = logging.getLogger(__name__)

@@ -183,8 +183,9 @@ def quantized_result(result: TrainResult, scheme: str, settings: Settings) -> Tr
     out = result.path.with_name(f"{result.path.name}-{scheme}")
     q = quantize_model(model=result.path, output=out, settings=settings)
     return TrainResult(
-        q.bundle, q.path, q.bundle.metrics, [], None, result.converged, result.seconds
-    )
+        q.bundle, q.path, q.bundle.metrics, [], None, result.converged, result.seconds,
+        data=result.data, split=result.split,
+    )  # fmt: skip
 
 
 def check_scheme(scheme: str) -> None:
@@ -284,6 +285,7 @@ def split_frames(bundle: ModelBundle, settings: Settings) -> tuple[pd.DataFrame,
     BundleError
         The lineage does not say where the data or the split came from.
     """
+    from regressops.data.selection import DataSelection
     from regressops.data.split import split_from_description
     from regressops.training.sources import load_training_data
 
@@ -296,13 +298,16 @@ def split_frames(bundle: ModelBundle, settings: Settings) -> tuple[pd.DataFrame,
             "test rows cannot be found",
             reason="no_lineage",
         )
-    td = load_training_data(
+    selection = DataSelection(
         dataset=None if source == "file" else str(lineage.get("dataset")),
         data=str(lineage["path"]) if source == "file" else None,
         target=bundle.spec.target,
         features=bundle.spec.names,
-        settings=settings,
         data_version=lineage.get("clean_version") if source == "lake" else None,
+    )
+    td = load_training_data(
+        selection,
+        settings=settings,
         key=split.get("key") if split.get("method") == "key_hash" else None,
     )
     rows = split_from_description(dict(split), keys=td.keys)

@@ -1,11 +1,12 @@
 """Where training gets its data: the one function that loads and checks a training table.
 
-:func:`load_training_data` takes a built-in dataset name or a file (CSV, Parquet, JSON) with a
-target column, checks the target and the feature columns, decides which features are
-categorical, and returns a :class:`TrainingData` whose ``lineage`` says exactly which rows were
-read (source, path, rows, a SHA-256 of the content). Training and evaluation both call it, so
-every data source is added here once: a dataset extracted into the lake is read from its
-newest clean Delta version (or the version asked for: time travel), the built-in copy otherwise.
+:func:`load_training_data` takes a :class:`~regressops.data.selection.DataSelection` (a dataset,
+built in or declared in ``regressops.toml``, or a file with a target column), checks the target and
+the feature columns, decides which features are categorical, and returns a :class:`TrainingData`
+whose ``lineage`` says exactly which rows were read (source, path, rows, a SHA-256 of the content).
+Training and evaluation both call it, so every data source is added here once: a dataset extracted
+into the lake is read from its newest clean Delta version (or the version asked for: time travel),
+the built-in copy otherwise.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from regressops.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from regressops.data.selection import DataSelection
 
 logger = logging.getLogger(__name__)
 
@@ -77,37 +80,21 @@ class TrainingData:
 
 
 def load_training_data(
-    dataset: str | None = None,
-    data: str | os.PathLike[str] | None = None,
-    target: str | None = None,
-    features: Sequence[str] | None = None,
-    *,
-    settings: Settings | None = None,
-    data_version: int | None = None,
-    key: str | None = None,
+    selection: DataSelection, *, settings: Settings | None = None, key: str | None = None
 ) -> TrainingData:
-    """Load a built-in dataset or a table file and check it for training.
+    """Load the data a :class:`~regressops.data.selection.DataSelection` names and check it.
 
     Parameters
     ----------
-    dataset : str, optional
-        A dataset name: when it has a clean version in the lake (``regressops extract`` then
-        ``validate``), the newest clean version is read; otherwise the built-in copy
-        (:data:`regressops.datasets.DATASETS`).
-    data : path-like, optional
-        A CSV, Parquet, JSON or JSON-lines file; needs ``target``.
-    target : str, optional
-        Target column; defaults to the dataset's target.
-    features : sequence of str, optional
-        Feature columns in model order; default: the dataset's features, or every column of
-        the file except the target.
+    selection : DataSelection
+        A dataset (built in or declared in ``regressops.toml``; read from its newest clean
+        lake version, or ``selection.data_version``, when it was extracted and validated;
+        from the built-in copy otherwise) or a table file with its target column.
     settings : Settings, optional
         Defaults to :func:`~regressops.config.get_settings`.
-    data_version : int, optional
-        Read this clean Delta version of ``dataset`` instead of the newest (time travel).
     key : str, optional
-        A column to return in :attr:`TrainingData.keys` (e.g. ``id``, for a key-hash split);
-        it need not be a feature.
+        A column to return in :attr:`TrainingData.keys` (the split key, e.g. ``id``). It is an
+        identifier: not a feature unless ``selection.features`` names it.
 
     Returns
     -------
@@ -116,57 +103,46 @@ def load_training_data(
     Raises
     ------
     ConfigError
-        Neither or both of ``dataset`` and ``data``; no target for a file; an unknown
-        dataset; features named twice or including the target.
+        A file without a target; an unknown dataset; a data version without a clean lake
+        version; the target among the features.
     DataError
         The file cannot be read or the data has no rows (e.g. a clean version in the lake
         after every row was quarantined); the target or a feature is not a column; the target
         is not numeric or has missing or infinite values.
     """
     settings = settings or get_settings()
-    if (dataset is None) == (data is None):
-        raise ConfigError(
-            "give either a built-in dataset (--dataset NAME) or a file (--data PATH --target "
-            "COLUMN), not " + ("both" if dataset is not None else "neither"),
-            reason="no_data" if dataset is None else "ambiguous_data",
-        )
-    if dataset is not None:
-        frame, default_target, default_features, declared_cat, lineage = _from_dataset(
-            dataset, settings, data_version
+    if selection.dataset is not None:
+        frame, default_target, default_features, declared_cat, lineage, row_key = _from_dataset(
+            selection.dataset, settings, selection.data_version
         )
     else:
-        assert data is not None
-        if data_version is not None:
+        assert selection.path is not None
+        if not selection.target:
             raise ConfigError(
-                "--data-version selects a version of a dataset in the lake; it does not apply "
-                "to --data files",
-                reason="ambiguous_data",
-            )
-        if not target:
-            raise ConfigError(
-                f"--data {data} needs --target COLUMN: the column to predict",
+                f"--data {selection.path} needs --target COLUMN: the column to predict",
                 reason="missing_target",
             )
-        frame, lineage = _from_file(Path(data))
-        default_target, default_features, declared_cat = target, None, ()
+        frame, lineage = _from_file(selection.path)
+        default_target, default_features, declared_cat, row_key = selection.target, (), (), None
     if len(frame) == 0:
         raise DataError(f"{_where(lineage)} holds no rows; nothing to train on", reason="empty")
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
-    target = target or default_target
+    target = selection.target or str(default_target)
     if target not in columns:
         raise DataError(
             f"target column {target!r} is not in the data; available columns: {columns}",
             reason="unknown_column",
         )
-    if features is None:
+    if selection.features is None:
+        identifiers = {key, row_key} - {None}
         chosen = (
             list(default_features)
             if default_features and target == default_target
-            else [c for c in columns if c != target]
+            else [c for c in columns if c != target and c not in identifiers]
         )
     else:
-        chosen = _check_features(features, columns, target)
+        chosen = _check_features(selection.features, columns, target)
     if not chosen:
         raise DataError(f"the data has no column besides the target {target!r}", reason="empty")
     keys = None
@@ -242,7 +218,7 @@ def file_sha256(path: Path) -> str:
 # ---------------------------------------------------------------------- helpers
 def _from_dataset(
     name: str, settings: Settings, data_version: int | None = None
-) -> tuple[pd.DataFrame, str, tuple[str, ...], tuple[str, ...], dict[str, Any]]:
+) -> tuple[pd.DataFrame, str, tuple[str, ...], tuple[str, ...], dict[str, Any], str | None]:
     from regressops.data.catalog import has_clean, read_clean
     from regressops.data.declarations import get_contract
     from regressops.datasets import CALIFORNIA_PATH_ENV, DATASETS, get_dataset
@@ -257,7 +233,8 @@ def _from_dataset(
             clean["clean_version"],
             clean["raw_version"],
         )
-        return frame, contract.target, contract.features, contract.categorical, lineage
+        features, categorical = contract.features, contract.categorical
+        return frame, contract.target, features, categorical, lineage, contract.key
     if data_version is not None:
         raise ConfigError(
             f"--data-version {data_version} needs dataset {name!r} in the lake, but it has no "
@@ -272,6 +249,13 @@ def _from_dataset(
             f"--dataset {name}' first",
             reason="not_validated",
         )
+    if name not in DATASETS:
+        raise ConfigError(
+            f"unknown dataset {name!r}; expected a built-in one ({', '.join(sorted(DATASETS))}) "
+            "or one declared as [datasets.NAME] in regressops.toml"
+            + (f" ({', '.join(sorted(settings.datasets))})" if settings.datasets else ""),
+            reason="unknown_dataset",
+        )
     info = get_dataset(name)
     logger.info("training data: the built-in copy of %s (not extracted into the lake)", name)
     frame = info.load(settings)
@@ -281,7 +265,7 @@ def _from_dataset(
         local = os.environ.get(CALIFORNIA_PATH_ENV) or local
     if local:
         lineage["path"] = str(Path(local).resolve())
-    return frame, info.target, info.features, info.categorical, lineage
+    return frame, info.target, info.features, info.categorical, lineage, None
 
 
 def _from_file(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -294,11 +278,7 @@ def _from_file(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 
 
 def _check_features(features: Sequence[str], columns: list[str], target: str) -> list[str]:
-    chosen = [str(f).strip() for f in features if str(f).strip()]
-    if not chosen:
-        raise ConfigError("--features names no column; expected e.g. bmi,bp", reason="no_features")
-    if dupes := sorted({f for f in chosen if chosen.count(f) > 1}):
-        raise ConfigError(f"feature(s) {dupes} named more than once", reason="duplicate_feature")
+    chosen = list(features)  # stripped and checked for repeats by DataSelection
     if target in chosen:
         raise ConfigError(
             f"the target {target!r} cannot also be a feature", reason="target_is_feature"

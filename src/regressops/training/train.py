@@ -4,8 +4,13 @@
 tests and pipelines call it too. It is deterministic: the same data, parameters and seed give
 the same split, the same coefficients and the same metrics.
 
+It takes three request objects, each checked when built: *what data*
+(:class:`~regressops.data.selection.DataSelection`, or the data already loaded), *how it is
+split* (:class:`~regressops.data.split.SplitPlan`) and *how the model is fitted*
+(:class:`~regressops.training.estimator.EstimatorParams`).
+
 Steps: load and check the data (:func:`~regressops.training.sources.load_training_data`);
-split the rows (:func:`~regressops.data.split.train_test_indices`); fit the
+split the rows (:func:`~regressops.data.split.split_rows`); fit the
 :class:`~regressops.features.FeatureSpec` on the training rows only; fit the estimator of the
 model kind (:mod:`regressops.models.catalog`; ``linear`` is our
 :class:`~regressops.models.linear.LinearRegressor`); score the test and the training rows;
@@ -15,13 +20,11 @@ save the bundle (``model.json``, ``metrics.json``, ``lineage.json`` and the plot
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import os
 import time
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,19 +32,19 @@ from typing import Any
 import numpy as np
 
 from regressops.config import Settings, get_settings
-from regressops.data.split import SplitSize, key_hash_indices, train_test_indices
-from regressops.datasets import get_dataset
-from regressops.errors import BundleError, ConfigError
+from regressops.data.selection import DataSelection
+from regressops.data.split import Split, SplitPlan, split_rows
+from regressops.errors import BundleError
 from regressops.features import FeatureSpec
 from regressops.models.bundle import ModelBundle
-from regressops.training.lineage import environment
+from regressops.provenance import environment
+from regressops.training.estimator import EstimatorParams, fit, fit_details
 from regressops.training.metrics import regression_metrics
-from regressops.training.sources import load_training_data
+from regressops.training.sources import TrainingData, load_training_data
 
 logger = logging.getLogger(__name__)
 
 PLOTS_DIR = "plots"
-ITERATIVE_SOLVERS = frozenset({"gd", "sgd", "minibatch"})
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,10 @@ class TrainResult:
         False when an iterative solver stopped at ``max_iter``.
     seconds : float
         Wall time of the whole run.
+    data : TrainingData
+        The data trained on (kept for gates and tracking, so they do not load it again).
+    split : Split
+        The train/test split of ``data``.
     """
 
     bundle: ModelBundle
@@ -97,6 +104,8 @@ class TrainResult:
     estimator: Any = None
     converged: bool = True
     seconds: float = 0.0
+    data: TrainingData | None = field(default=None, repr=False)
+    split: Split | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (for ``--json`` output)."""
@@ -114,25 +123,12 @@ class TrainResult:
 
 
 def train(
+    data: DataSelection | TrainingData,
+    split: SplitPlan | None = None,
+    estimator: EstimatorParams | None = None,
     *,
-    dataset: str | None = None,
-    data: str | os.PathLike[str] | None = None,
-    target: str | None = None,
-    features: Sequence[str] | None = None,
-    model: str = "linear",
-    solver: str | None = None,
-    learning_rate: float | None = None,
-    max_iter: int | None = None,
-    batch_size: int | None = None,
-    alpha: float | None = None,
-    params: dict[str, Any] | None = None,
-    test_size: SplitSize | None = None,
-    shuffle: bool = True,
-    random_state: int | None = None,
     output: str | os.PathLike[str] | None = None,
     name: str | None = None,
-    data_version: int | None = None,
-    split_key: str | None = None,
     plots: bool = True,
     settings: Settings | None = None,
     progress: Progress | None = None,
@@ -141,36 +137,17 @@ def train(
 
     Parameters
     ----------
-    dataset : str, optional
-        A built-in dataset (``diabetes``, ``insurance``, ``california``).
-    data : path-like, optional
-        A CSV, Parquet or JSON file instead; needs ``target``.
-    target : str, optional
-        Target column (default: the dataset's).
-    features : sequence of str, optional
-        Feature columns (default: the dataset's, or every column but the target). Non-numeric
-        columns are one-hot encoded.
-    model : str, default="linear"
-        Model kind from :data:`regressops.models.catalog.KINDS`.
-    solver, learning_rate, max_iter, batch_size, alpha : optional
-        Estimator parameters (``None`` keeps the estimator's default); ``solver`` defaults to
-        ``settings.train.solver`` for ``linear``.
-    params : dict, optional
-        Further estimator parameters (overridden by the named ones above).
-    test_size : float or int, optional
-        Test fraction in (0, 1) or row count; default ``settings.train.test_size``.
-    shuffle : bool, default=True
-        Shuffle before splitting; False takes the last rows as the test set.
-    random_state : int, optional
-        Seed of the split and the estimator; default ``settings.train.random_state``.
+    data : DataSelection or TrainingData
+        What to train on: a selection (loaded here) or data already loaded by
+        :func:`~regressops.training.sources.load_training_data` (several candidates share it;
+        it must then hold the keys of ``split.key``).
+    split : SplitPlan, optional
+        Test size, shuffling, seed and split key; default the settings' test size and seed.
+        The seed also seeds the estimator.
+    estimator : EstimatorParams, optional
+        Model kind and parameters; default ``linear`` with ``settings.train.solver``.
     output : path-like, optional
         Bundle directory; default ``settings.models_dir / name``. Replaced if it exists.
-    data_version : int, optional
-        Train on this clean Delta version of ``dataset`` (time travel); the same version and
-        parameters give a bit-for-bit identical model.
-    split_key : str, optional
-        Split by a hash of this column (e.g. ``id``) instead of by seed, so a row stays on its
-        side as the data grows (:func:`~regressops.data.split.key_hash_indices`).
     name : str, optional
         Model name; default the dataset's name or the file's stem.
     plots : bool, default=True
@@ -188,7 +165,7 @@ def train(
     Raises
     ------
     ConfigError
-        Unknown model kind, solver or parameter, or an invalid parameter value or split.
+        An invalid split for this data (too few rows, a key with missing values).
     DataError
         The data cannot be loaded or checked (see ``load_training_data``).
     DivergenceError
@@ -197,39 +174,21 @@ def train(
     started = time.perf_counter()
     settings = settings or get_settings()
     notify = progress or (lambda event: None)
-    seed = settings.train.random_state if random_state is None else random_state
-    if dataset is not None:
-        get_dataset(dataset)  # fail fast on a wrong name, before importing the estimator
-    estimator_params = _estimator_params(
-        model, params, solver, learning_rate, max_iter, batch_size, alpha, settings
-    )
-    estimator = _make_estimator(model, estimator_params, seed)
+    plan = split or default_split_plan(settings)
+    spec_params = (estimator or EstimatorParams()).with_default_solver(settings.train.solver)
+    model = spec_params.make(plan.seed)
 
     notify(TrainEvent("load"))
-    td = load_training_data(
-        dataset,
-        data,
-        target,
-        features,
-        settings=settings,
-        data_version=data_version,
-        key=split_key,
+    td = (
+        load_training_data(data, settings=settings, key=plan.key)
+        if isinstance(data, DataSelection)
+        else data
     )
     name = name or td.name
 
     notify(TrainEvent("split"))
-    size = settings.train.test_size if test_size is None else test_size
-    if isinstance(size, float) and size >= 1 and size.is_integer():
-        size = int(size)  # a count from the settings file (``test_size = 20``)
-    if split_key is not None:
-        split = key_hash_indices(
-            td.keys if td.keys is not None else [], test_size=size, key=split_key
-        )
-    else:
-        split = train_test_indices(
-            len(td.frame), test_size=size, shuffle=shuffle, random_state=seed
-        )
-    train_rows, test_rows = td.frame.iloc[split.train], td.frame.iloc[split.test]
+    rows = split_rows(plan, len(td.frame), keys=td.keys)
+    train_rows, test_rows = td.frame.iloc[rows.train], td.frame.iloc[rows.test]
     spec = FeatureSpec.fit(
         train_rows, features=td.features, target=td.target, categorical=td.categorical
     )
@@ -238,36 +197,34 @@ def train(
     X_test = replace(spec, unknown="ignore").transform(test_rows)
     y_test = test_rows[td.target].to_numpy(np.float64)
 
-    solver_name = str(estimator_params.get("solver", ""))
-    if getattr(estimator, "callback", "absent") is None and solver_name in ITERATIVE_SOLVERS:
-        estimator.set_params(callback=lambda p: notify(TrainEvent("fit", p.step, p.total, p.loss)))
-    notify(TrainEvent("fit", 0, getattr(estimator, "max_iter", None)))
-    converged = _fit(estimator, X_train, y_train)
+    if getattr(model, "callback", "absent") is None and spec_params.iterative:
+        model.set_params(callback=lambda p: notify(TrainEvent("fit", p.step, p.total, p.loss)))
+    notify(TrainEvent("fit", 0, getattr(model, "max_iter", None)))
+    converged = fit(model, X_train, y_train)
 
     notify(TrainEvent("evaluate"))
-    pred_test = np.asarray(estimator.predict(X_test), dtype=np.float64)
-    pred_train = np.asarray(estimator.predict(X_train), dtype=np.float64)
+    pred_test = np.asarray(model.predict(X_test), dtype=np.float64)
+    pred_train = np.asarray(model.predict(X_train), dtype=np.float64)
     metrics: dict[str, Any] = {**regression_metrics(y_test, pred_test), "n_test": len(y_test)}
     metrics["train"] = {**regression_metrics(y_train, pred_train), "n": len(y_train)}
-    loss_curve = [float(v) for v in getattr(estimator, "loss_curve_", [])]
-    metrics["fit"] = _fit_details(estimator, solver_name, converged, loss_curve)
+    loss_curve = [float(v) for v in getattr(model, "loss_curve_", [])]
+    metrics["fit"] = fit_details(model, spec_params.solver, converged, loss_curve)
 
     notify(TrainEvent("save"))
     from regressops.models.catalog import to_bundle
 
     bundle = to_bundle(
+        spec_params.kind,
         model,
-        estimator,
         name=name,
         spec=spec,
         metrics=metrics,
-        lineage={**td.lineage, "split": split.description, "seed": seed, **environment()},
+        lineage={**td.lineage, "split": rows.description, "seed": plan.seed, **environment()},
         created_at=_now(),
     )
     out = Path(output) if output is not None else settings.models_dir / name
-    iterative = solver_name in ITERATIVE_SOLVERS
     writer = _artifact_writer(
-        bundle, y_test, pred_test, loss_curve if iterative else None, plots=plots
+        bundle, y_test, pred_test, loss_curve if spec_params.iterative else None, plots=plots
     )
     try:
         path = bundle.save(out, write_artifacts=writer)
@@ -279,101 +236,24 @@ def train(
     seconds = time.perf_counter() - started
     logger.info(
         "trained %s %r in %.2fs: test r2=%.4f rmse=%.4g",
-        model,
+        spec_params.kind,
         name,
         seconds,
         metrics["r2"],
         metrics["rmse"],
     )
     notify(TrainEvent("done"))
-    return TrainResult(bundle, path, metrics, plot_files, estimator, converged, seconds)
+    return TrainResult(
+        bundle, path, metrics, plot_files, model, converged, seconds, data=td, split=rows
+    )
+
+
+def default_split_plan(settings: Settings) -> SplitPlan:
+    """The settings' split: ``train.test_size`` and ``train.random_state``, shuffled."""
+    return SplitPlan(test_size=settings.train.test_size, seed=settings.train.random_state)
 
 
 # ---------------------------------------------------------------------- helpers
-def _estimator_params(
-    model: str,
-    params: dict[str, Any] | None,
-    solver: str | None,
-    learning_rate: float | None,
-    max_iter: int | None,
-    batch_size: int | None,
-    alpha: float | None,
-    settings: Settings,
-) -> dict[str, Any]:
-    named = {
-        "solver": solver,
-        "learning_rate": learning_rate,
-        "max_iter": max_iter,
-        "batch_size": batch_size,
-        "alpha": alpha,
-    }
-    merged = {**(params or {}), **{k: v for k, v in named.items() if v is not None}}
-    if model == "linear":
-        merged.setdefault("solver", settings.train.solver)
-        from regressops.models.linear import SOLVERS
-
-        if merged["solver"] not in SOLVERS:
-            raise ConfigError(
-                f"unknown solver {merged['solver']!r}; expected one of {', '.join(SOLVERS)}",
-                reason="unknown_solver",
-            )
-    return merged
-
-
-def _make_estimator(model: str, params: dict[str, Any], seed: int) -> Any:
-    """Build the estimator and check its parameters before any data is loaded."""
-    from regressops.models.catalog import make_estimator
-
-    estimator = make_estimator(model, params, random_state=seed)
-    validate = getattr(estimator, "_validate_params", None)  # scikit-learn's constraint check
-    if validate is not None:
-        with _parameter_errors():
-            validate()
-    return estimator
-
-
-@contextlib.contextmanager
-def _parameter_errors() -> Any:
-    """Turn scikit-learn's InvalidParameterError into a one-line ConfigError."""
-    from sklearn.utils._param_validation import InvalidParameterError
-
-    try:
-        yield
-    except InvalidParameterError as exc:
-        raise ConfigError(str(exc), reason="invalid_parameter") from None
-
-
-def _fit(estimator: Any, X: np.ndarray, y: np.ndarray) -> bool:
-    """Fit; return False when the solver warned that it did not converge."""
-    from sklearn.exceptions import ConvergenceWarning
-
-    with warnings.catch_warnings(record=True) as caught, _parameter_errors():
-        warnings.simplefilter("always", ConvergenceWarning)
-        estimator.fit(X, y)
-    converged = True
-    for w in caught:
-        if issubclass(w.category, ConvergenceWarning):
-            converged = False
-            logger.warning("%s", w.message)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return converged
-
-
-def _fit_details(
-    estimator: Any, solver: str, converged: bool, loss_curve: list[float]
-) -> dict[str, Any]:
-    details: dict[str, Any] = {"converged": converged}
-    if solver:
-        details["solver"] = solver
-    if hasattr(estimator, "n_iter_"):
-        details["n_iter"] = int(np.max(estimator.n_iter_))
-    if loss_curve:
-        details["final_loss"] = loss_curve[-1]
-        details["loss_curve"] = loss_curve
-    return details
-
-
 def _artifact_writer(
     bundle: ModelBundle,
     y_test: np.ndarray,

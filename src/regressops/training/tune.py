@@ -1,12 +1,13 @@
 """Hyper-parameter tuning: Optuna TPE over a catalog kind's search space, k-fold CV objective.
 
-:func:`tune` minimises the mean cross-validated RMSE on the training rows (the held-out test rows
-of the usual split are never seen), pruning a trial after any fold whose running mean is worse
-than the median of earlier trials at that fold. With tracking on, it logs one parent MLflow run
-(``tune <kind>``: the search space, the best parameters as ``best.*`` params, the best CV
-metrics, ``tuning.json``) and one child run per trial (its parameters, CV metrics and state). The
-best parameters are written back to ``<home>/tuning/<dataset>/<kind>.json``, which
-``regressops train --model KIND --tuned`` reads (:func:`load_tuned_params`).
+:func:`tune` minimises the mean cross-validated RMSE on the training rows of the split ``train``
+draws with the same :class:`~regressops.data.split.SplitPlan` (its test rows are never seen),
+pruning a trial after any fold whose running mean is worse than the median of earlier trials at that
+fold. With tracking on, it logs one parent MLflow run (``tune <kind>``: the search space, the best
+parameters as ``best.*`` params, the best CV metrics, ``tuning.json``) and one child run per trial
+(its parameters, CV metrics and state). The best parameters are written back to
+``<home>/tuning/<dataset>/<kind>.json``, which ``regressops train --model KIND --tuned`` reads
+(:func:`load_tuned_params`).
 """
 
 from __future__ import annotations
@@ -18,19 +19,21 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regressops.config import Settings, get_settings
+from regressops.data.split import SplitPlan, split_rows
 from regressops.errors import ConfigError, RegistryError, RegressopsError
 from regressops.models.catalog import describe, get_kind, suggest_params
 from regressops.training.crossval import cross_validate
 
 if TYPE_CHECKING:
-    import pandas as pd
     from mlflow import MlflowClient
+
+    from regressops.training.sources import TrainingData
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +61,9 @@ class TuneResult:
         The parent MLflow run, when logged.
     tracking_error : str or None
         Why the study was not logged, when tracking was asked for but failed.
+    split : dict
+        The description of the split whose training rows were searched (as in a bundle's
+        ``lineage["split"]``).
     """
 
     kind: str
@@ -67,42 +73,40 @@ class TuneResult:
     params_path: Path | None = None
     parent_run_id: str | None = None
     tracking_error: str | None = None
+    split: dict[str, Any] = field(default_factory=dict)
 
 
 def tune(
-    frame: pd.DataFrame,
+    data: TrainingData,
+    split: SplitPlan,
     *,
-    dataset: str,
-    target: str,
-    features: Sequence[str],
-    categorical: Sequence[str] = (),
     kind: str,
     n_trials: int = 20,
     cv: int = 5,
-    random_state: int = 42,
     tracking_uri: str | None = None,
     track: bool = True,
     progress: ProgressFn | None = None,
     settings: Settings | None = None,
 ) -> TuneResult:
-    """Search ``kind``'s hyper-parameters on ``frame`` (the training rows).
+    """Search ``kind``'s hyper-parameters on the training rows of ``data`` split by ``split``.
+
+    The rows are split by :func:`~regressops.data.split.split_rows`, exactly as ``train``
+    splits them with the same plan, and only the training rows are searched: no row of the
+    test set ``train`` holds out is seen.
 
     Parameters
     ----------
-    frame : DataFrame
-        Training rows (features and target); keep the test rows out.
-    dataset : str
-        Dataset name: experiment name and folder of the written-back parameters.
-    target, features, categorical
-        Columns, as for :func:`~regressops.training.crossval.cross_validate`.
+    data : TrainingData
+        The loaded data (with the split key's values when ``split.key`` is set); its name is
+        the experiment name and the folder of the written-back parameters.
+    split : SplitPlan
+        The split ``train`` will use; its seed also seeds the sampler, folds and estimators.
     kind : str
         Catalog kind with a search space.
     n_trials : int, default=20
         Number of trials (at least 1).
     cv : int, default=5
         Folds per trial.
-    random_state : int, default=42
-        Seed of the sampler, the folds and the estimators.
     tracking_uri : str, optional
         MLflow tracking URI (settings' otherwise).
     track : bool, default=True
@@ -126,6 +130,10 @@ def tune(
     import optuna
 
     settings = settings or get_settings()
+    dataset, random_state = data.name, split.seed
+    drawn = split_rows(split, len(data.frame), keys=data.keys)
+    frame = data.frame.iloc[drawn.train]
+    target, features, categorical = data.target, data.features, data.categorical
     entry = get_kind(kind)
     if not entry.search_space:
         raise ConfigError(f"model kind {kind!r} has nothing to tune", reason="no_search_space")
@@ -198,6 +206,7 @@ def tune(
         best_params=dict(best.params),
         best_cv={k: float(v) for k, v in best.user_attrs.get("cv", {}).items()},
         trials=[_trial_row(t) for t in study.trials],
+        split=drawn.description,
     )
     result.params_path = _write_back(settings, dataset, result, cv, random_state)
     if tracker is not None:
@@ -257,6 +266,7 @@ def _write_back(settings: Settings, dataset: str, result: TuneResult, cv: int, s
         "params": result.best_params,
         "cv": cv,
         "random_state": seed,
+        "split": result.split,
         "best_cv": result.best_cv,
         "n_trials": len(result.trials),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -278,8 +288,9 @@ class _Tracker:
     def open(
         cls, settings: Settings, uri: str | None, dataset: str, kind: str
     ) -> _Tracker | _Offline:
+        from regressops.provenance import git_commit
         from regressops.registry.connection import connect, mlflow_errors, tracking_uri
-        from regressops.registry.tracking import ensure_experiment, git_commit
+        from regressops.registry.tracking import ensure_experiment
 
         store = tracking_uri(settings, uri)
         try:

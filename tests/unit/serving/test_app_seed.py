@@ -50,7 +50,7 @@ def test_predict_fails_whole_batch_or_reports_per_record(
     client: TestClient, diabetes_bundle: tuple[Path, ModelBundle]
 ) -> None:
     good = _record(diabetes_bundle[1])
-    bad = {**good, "bp": None}
+    bad = {**good, "bp": "high"}  # a null is no longer bad: it is imputed as in training
     r = client.post("/predict", json={"data": [good, bad]})
     assert r.status_code == 422
     assert r.json()["reason"] == "invalid_type" and "record 1" in r.json()["message"]
@@ -244,3 +244,38 @@ def test_cors_off_by_default_and_on_when_configured(
     with client_factory(settings, diabetes_bundle[0]) as c:
         r = c.post("/stream", json={"data": ROW}, headers={"Origin": "https://a.example"})
         assert r.headers["access-control-allow-origin"] == "https://a.example"
+
+
+def test_a_missing_value_is_imputed_and_counted_in_the_response_and_the_log(
+    tmp_path: Path, diabetes_bundle: tuple[Path, ModelBundle], client_factory: Any
+) -> None:
+    from regressops.serving.log.reader import iter_log_rows
+
+    bundle = diabetes_bundle[1]
+    good = _record(bundle)
+    gap = {**good, "bmi": None}
+    log = tmp_path / "log.jsonl"
+    with client_factory(Settings(home=tmp_path), diabetes_bundle[0], prediction_log=str(log)) as c:
+        r = c.post("/predict", json=[good, gap])
+        assert r.status_code == 200, r.text
+        assert r.headers["x-imputed-values"] == "1"
+        assert r.json()["predictions"] == pytest.approx(
+            bundle.predict_records([good, gap]).tolist()
+        )
+        assert "x-imputed-values" not in c.post("/predict", json=[good]).headers
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [line.get("imputed") for line in lines] == [1, None]
+    rows = list(iter_log_rows(str(log), tmp_path))
+    impute = bundle.spec.feature("bmi").impute  # type: ignore[union-attr]
+    assert rows[1]["features"]["bmi"] == pytest.approx(impute)  # as the model saw it
+
+
+def test_an_operator_setting_refuses_missing_values(
+    tmp_path: Path, diabetes_bundle: tuple[Path, ModelBundle], client_factory: Any
+) -> None:
+    settings = Settings(home=tmp_path, serve=ServeSettings(missing_values="refuse"))
+    gap = {**_record(diabetes_bundle[1]), "bmi": None}
+    with client_factory(settings, diabetes_bundle[0]) as c:
+        r = c.post("/predict", json=[gap])
+    assert r.status_code == 422 and r.json()["reason"] == "invalid_type"
+    assert "'bmi'" in r.json()["message"]

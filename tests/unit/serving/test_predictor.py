@@ -89,8 +89,9 @@ def test_categorical_records_match_the_bundle(ins: Predictor) -> None:
 def test_bad_rows_name_the_row_and_feature(
     dia: Predictor, rows: list[object], reason: str, fragment: str
 ) -> None:
+    strict = Predictor(dia.bundle, max_rows=dia.max_rows, impute_missing=False)  # refuse nulls
     with pytest.raises(SchemaError) as err:
-        dia.predict_rows(rows)  # type: ignore[arg-type]
+        strict.predict_rows(rows)  # type: ignore[arg-type]
     assert err.value.reason == reason
     assert fragment in err.value.message
 
@@ -134,3 +135,42 @@ def test_predict_each_reports_invalid_records(dia: Predictor) -> None:
     assert predictions[1] is None and predictions[3] is None
     assert predictions[0] == pytest.approx(predictions[2])
     assert scored is not None and len(scored) == 2
+
+
+def test_missing_values_get_the_impute_value_learned_at_training(
+    dia: Predictor, ins: Predictor
+) -> None:
+    """Serving treats a null as training does: the learned impute value, counted."""
+    names = dia.names
+    record = dict(zip(names, ROW, strict=True))
+    gaps = [{**record, "bmi": None}, record, {**record, "bp": None, "s6": None}]
+    expected = dia.bundle.predict_records(gaps)  # the bundle's (training's) imputation
+    filled = [
+        {k: dia.spec.feature(k).impute if v is None else v for k, v in r.items()} for r in gaps
+    ]
+    np.testing.assert_allclose(expected, dia.bundle.predict_records(filled))
+    for scored in (
+        dia.predict_records(gaps),
+        dia.predict_rows([[r[n] for n in names] for r in gaps]),
+        dia.predict_columns({n: [r[n] for r in gaps] for n in names}),
+        dia.predict_batch(gaps),
+    ):
+        np.testing.assert_allclose(scored.predictions, expected, rtol=1e-12)
+        assert scored.imputed == 3
+    assert dia.predict_records([record]).imputed == 0
+    # categorical and numeric nulls in a one-hot model
+    rec = {**RECORD, "region": None, "bmi": None}
+    got = ins.predict_records([rec])
+    assert got.imputed == 2
+    np.testing.assert_allclose(got.predictions, ins.bundle.predict_records([rec]))
+
+
+def test_an_operator_can_refuse_missing_values(dia: Predictor, ins: Predictor) -> None:
+    strict = Predictor(dia.bundle, impute_missing=False)
+    record = {**dict(zip(dia.names, ROW, strict=True)), "bmi": None}
+    with pytest.raises(SchemaError, match="feature 'bmi' in record 0 is null") as err:
+        strict.predict_records([record])
+    assert err.value.reason == "invalid_type"
+    strict_ins = Predictor(ins.bundle, impute_missing=False)
+    with pytest.raises(SchemaError):
+        strict_ins.predict_records([{**RECORD, "region": None}])

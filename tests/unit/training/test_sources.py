@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from regressops.data.selection import DataSelection
 from regressops.errors import ConfigError, DataError
 from regressops.training.sources import file_sha256, frame_sha256, load_training_data
 
@@ -28,7 +29,7 @@ def table(tmp_path: Path) -> Path:
 
 
 def test_dataset_defaults() -> None:
-    td = load_training_data("insurance")
+    td = load_training_data(DataSelection("insurance"))
     assert td.target == "charges"
     assert td.features == ["age", "sex", "bmi", "children", "smoker", "region"]
     assert td.categorical == ["sex", "smoker", "region"]
@@ -44,7 +45,7 @@ def test_dataset_defaults() -> None:
 
 
 def test_file_source_with_automatic_categoricals(table: Path) -> None:
-    td = load_training_data(data=table, target="price")
+    td = load_training_data(DataSelection(data=table, target="price"))
     assert td.features == ["rooms", "area", "city", "flag"]
     assert td.categorical == ["city", "flag"]  # non-numeric columns become categorical
     assert td.name == "houses"
@@ -55,14 +56,14 @@ def test_file_source_with_automatic_categoricals(table: Path) -> None:
 
 
 def test_feature_selection_keeps_the_given_order(table: Path) -> None:
-    td = load_training_data(data=table, target="price", features=["city", " rooms "])
+    td = load_training_data(DataSelection(data=table, target="price", features=["city", " rooms "]))
     assert td.features == ["city", "rooms"]
     assert list(td.frame.columns) == ["city", "rooms", "price"]
     assert td.categorical == ["city"]
 
 
 def test_another_target_of_a_dataset_uses_the_other_columns() -> None:
-    td = load_training_data("diabetes", target="bmi")
+    td = load_training_data(DataSelection("diabetes", target="bmi"))
     assert "bmi" not in td.features
     assert "target" in td.features
 
@@ -94,20 +95,20 @@ def test_content_hash_is_stable_and_sensitive() -> None:
 )
 def test_bad_arguments(kwargs: dict, error: type[Exception], reason: str) -> None:
     with pytest.raises(error) as info:
-        load_training_data(**kwargs)
+        load_training_data(DataSelection(**kwargs))
     assert getattr(info.value, "reason", None) == reason
     assert "\n" not in str(info.value)
 
 
 def test_file_needs_a_target(table: Path) -> None:
     with pytest.raises(ConfigError, match="needs --target") as info:
-        load_training_data(data=table)
+        load_training_data(DataSelection(data=table))
     assert info.value.reason == "missing_target"
 
 
 def test_non_numeric_target_is_refused(table: Path) -> None:
     with pytest.raises(DataError, match="not numeric") as info:
-        load_training_data(data=table, target="city")
+        load_training_data(DataSelection(data=table, target="city"))
     assert info.value.reason == "non_numeric_target"
 
 
@@ -116,7 +117,7 @@ def test_missing_or_infinite_target_is_refused(tmp_path: Path, bad: float) -> No
     path = tmp_path / "t.parquet"
     pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [1.0, bad, 3.0]}).to_parquet(path)
     with pytest.raises(DataError, match="row 1") as info:
-        load_training_data(data=path, target="y")
+        load_training_data(DataSelection(data=path, target="y"))
     assert info.value.reason == "missing_target"
 
 
@@ -124,4 +125,4 @@ def test_only_a_target_is_not_enough(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text("y\n1\n2\n")
     with pytest.raises(DataError, match="no column besides the target"):
-        load_training_data(data=path, target="y")
+        load_training_data(DataSelection(data=path, target="y"))

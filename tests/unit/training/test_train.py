@@ -9,17 +9,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers.training import train_with
+from regressops.data.selection import DataSelection
 from regressops.errors import BundleError, ConfigError, DataError, SchemaError
 from regressops.models.bundle import load_bundle
 from regressops.training.evaluate import evaluate, predict
-from regressops.training.train import TrainEvent, train
+from regressops.training.train import TrainEvent
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def test_bundle_has_metrics_lineage_and_plots(home: Path) -> None:
     events: list[TrainEvent] = []
-    result = train(dataset="diabetes", solver="gd", max_iter=50, progress=events.append)
+    result = train_with(dataset="diabetes", solver="gd", max_iter=50, progress=events.append)
     path = result.path
     assert path == home / "models" / "diabetes"
     metrics = json.loads((path / "metrics.json").read_text())
@@ -59,24 +61,26 @@ def test_bundle_has_metrics_lineage_and_plots(home: Path) -> None:
 
 
 def test_exact_solver_has_no_loss_curve_plot(tmp_path: Path) -> None:
-    result = train(dataset="diabetes", output=tmp_path / "m")
+    result = train_with(dataset="diabetes", output=tmp_path / "m")
     assert sorted(p.name for p in result.plots) == ["predicted_vs_actual.png", "residuals.png"]
 
 
 def test_training_is_deterministic(tmp_path: Path) -> None:
     kwargs = {"dataset": "insurance", "solver": "sgd", "max_iter": 5, "plots": False}
-    a = train(output=tmp_path / "a", **kwargs)
-    b = train(output=tmp_path / "b", **kwargs)
+    a = train_with(output=tmp_path / "a", **kwargs)
+    b = train_with(output=tmp_path / "b", **kwargs)
     np.testing.assert_array_equal(a.bundle.coef, b.bundle.coef)
     assert a.bundle.intercept == b.bundle.intercept
     assert a.metrics == b.metrics
     assert a.bundle.lineage["content_hash"] == b.bundle.lineage["content_hash"]
-    c = train(output=tmp_path / "c", random_state=7, **kwargs)
+    c = train_with(output=tmp_path / "c", random_state=7, **kwargs)
     assert c.metrics["r2"] != a.metrics["r2"]
 
 
 def test_features_are_fitted_on_training_rows_only(tmp_path: Path) -> None:
-    result = train(dataset="diabetes", features=["bmi"], test_size=20, shuffle=False, plots=False)
+    result = train_with(
+        dataset="diabetes", features=["bmi"], test_size=20, shuffle=False, plots=False
+    )
     from regressops.datasets import load_dataset
 
     bmi = load_dataset("diabetes")["bmi"].to_numpy()
@@ -86,7 +90,9 @@ def test_features_are_fitted_on_training_rows_only(tmp_path: Path) -> None:
 
 
 def test_convergence_is_reported(tmp_path: Path) -> None:
-    result = train(dataset="insurance", solver="gd", max_iter=1, plots=False, output=tmp_path / "m")
+    result = train_with(
+        dataset="insurance", solver="gd", max_iter=1, plots=False, output=tmp_path / "m"
+    )
     assert result.converged is False
     assert result.metrics["fit"]["converged"] is False
 
@@ -107,7 +113,7 @@ def test_bad_arguments_write_nothing(
     home: Path, kwargs: dict, error: type[Exception], reason: str
 ) -> None:
     with pytest.raises(error) as info:
-        train(dataset="diabetes", **kwargs)
+        train_with(dataset="diabetes", **kwargs)
     assert getattr(info.value, "reason", None) == reason
     assert not (home / "models").exists()
 
@@ -118,22 +124,24 @@ def test_nan_target_and_text_target(tmp_path: Path) -> None:
         path, index=False
     )
     with pytest.raises(DataError, match="missing or infinite") as info:
-        train(data=path, target="y", features=["x"])
+        train_with(data=path, target="y", features=["x"])
     assert info.value.reason == "missing_target"
     with pytest.raises(DataError, match="not numeric"):
-        train(data=path, target="s", features=["x"])
+        train_with(data=path, target="s", features=["x"])
 
 
 def test_evaluate_reproduces_the_test_metrics(diabetes_bundle: Path, tmp_path: Path) -> None:
     saved = load_bundle(diabetes_bundle).metrics
-    result = evaluate(diabetes_bundle, dataset="diabetes", rows="test", report=tmp_path / "r.json")
+    result = evaluate(
+        diabetes_bundle, DataSelection(dataset="diabetes"), rows="test", report=tmp_path / "r.json"
+    )
     for name in ("r2", "rmse", "mse", "mae"):
         assert result.metrics[name] == saved[name]
     assert result.metrics["n"] == saved["n_test"]
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["metrics"]["r2"] == saved["r2"]
     assert report["rows"] == "test"
-    everything = evaluate(diabetes_bundle, dataset="diabetes")
+    everything = evaluate(diabetes_bundle, DataSelection(dataset="diabetes"))
     assert everything.metrics["n"] == 442
 
 
@@ -143,16 +151,16 @@ def test_evaluate_on_a_file_and_on_other_data(diabetes_bundle: Path, tmp_path: P
     frame = load_dataset("diabetes")
     path = tmp_path / "d.parquet"
     frame.to_parquet(path)
-    on_file = evaluate(diabetes_bundle, data=path)
-    assert on_file.metrics == evaluate(diabetes_bundle, dataset="diabetes").metrics
+    on_file = evaluate(diabetes_bundle, DataSelection(data=path))
+    assert on_file.metrics == evaluate(diabetes_bundle, DataSelection(dataset="diabetes")).metrics
     frame.iloc[:100].to_csv(tmp_path / "part.csv", index=False)
     with pytest.raises(DataError, match="not the data") as info:
-        evaluate(diabetes_bundle, data=tmp_path / "part.csv", rows="test")
+        evaluate(diabetes_bundle, DataSelection(data=tmp_path / "part.csv"), rows="test")
     assert info.value.reason == "data_mismatch"
     with pytest.raises(DataError, match="unknown feature"):
-        evaluate(diabetes_bundle, dataset="insurance", target="charges")
+        evaluate(diabetes_bundle, DataSelection(dataset="insurance", target="charges"))
     with pytest.raises(BundleError):
-        evaluate(tmp_path / "nowhere", dataset="diabetes")
+        evaluate(tmp_path / "nowhere", DataSelection(dataset="diabetes"))
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json", ".jsonl"])
@@ -195,6 +203,6 @@ def test_test_size_from_the_settings_may_be_a_count(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setenv("REGRESSOPS_TRAIN__TEST_SIZE", "20")
     get_settings.cache_clear()
-    result = train(dataset="diabetes", plots=False)
+    result = train_with(dataset="diabetes", plots=False)
     assert result.metrics["n_test"] == 20
     assert result.bundle.lineage["split"]["test_size"] == 20

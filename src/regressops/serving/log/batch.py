@@ -41,6 +41,7 @@ class LogBatch:
     first_row: int = 0  # rows before it are already in the log (a write resumed mid-request)
     request_ids: list[str] | None = None
     request_rows: list[int] | None = None
+    imputed: int = 0  # missing values replaced by their learned impute value
 
     def __len__(self) -> int:
         """Rows still to be logged (from ``first_row`` on)."""
@@ -80,7 +81,9 @@ class LogBatch:
         A batch whose ``first_row`` is set (a write that stopped after some of its lines) starts
         at that row, which is always the start of a line.
         A batch of several requests adds ``"request_ids"`` and ``"request_rows"`` (one entry per
-        row). Numeric columns are serialised by orjson straight from numpy.
+        row). ``"imputed": n`` is added when the request had ``n`` missing values imputed
+        (the features are logged as the model saw them). Numeric columns are serialised by
+        orjson straight from numpy.
         """
         n = int(self.predictions.shape[0])
         head = {
@@ -91,6 +94,8 @@ class LogBatch:
             "model_version": self.model_version,
             "latency_ms": round(self.latency_ms, 3),
         }
+        if self.imputed:
+            head["imputed"] = self.imputed
         feats = self.features
         if (
             self.first_row == 0

@@ -280,6 +280,7 @@ def encode(batches: list[LogBatch]) -> tuple[bytes, list[Any]]:
             "latency_ms": b.latency_ms,
             "rows": int(b.predictions.shape[0]),
             "first_row": b.first_row,
+            "imputed": b.imputed,
         }
         if b.request_ids is not None:
             item["request_ids"], item["request_rows"] = b.request_ids, b.request_rows
@@ -323,6 +324,7 @@ def decode(meta: list[dict[str, Any]], payload: memoryview) -> list[LogBatch]:
                 int(item.get("first_row", 0)),
                 item.get("request_ids"),
                 item.get("request_rows"),
+                int(item.get("imputed", 0)),
             )
         )
     return batches
