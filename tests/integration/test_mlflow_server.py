@@ -23,7 +23,7 @@ import pytest
 from helpers.registry import diabetes_split, free_port, race_promotions, train_and_log
 from regressops.config import GateSettings, Settings
 from regressops.models.bundle import load_bundle
-from regressops.registry import lifecycle
+from regressops.registry import lifecycle, listing
 from regressops.registry.connection import connect
 from regressops.registry.resolve import resolve_model
 from regressops.training.promotion import register_and_promote
@@ -222,5 +222,5 @@ def test_lifecycle_and_concurrent_promotions_via_lease(
     assert client.get_model_version(name, final).tags["regressops.replaced"] == other
     assert client.get_model_version(name, other).tags["regressops.replaced"] == versions[0]
     assert lifecycle.rollback(client, uri, name).version == other
-    rows = {r["version"]: r for r in lifecycle.list_versions(client, name)}
+    rows = {r["version"]: r for r in listing.list_versions(client, name)}
     assert rows[other]["aliases"] == ["champion"] and rows[final]["status"] == "archived"

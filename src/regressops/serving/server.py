@@ -28,8 +28,8 @@ from typing import Any
 from regressops.config import Settings, get_settings
 from regressops.serving.loader import load_model
 from regressops.serving.metrics import MULTIPROC_ENV
-from regressops.serving.routes_ops import SUPERVISOR_ENV
 from regressops.serving.security import bind_warning
+from regressops.serving.supervision import SUPERVISOR_ENV, start_reload_round
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ def _run_workers(config: Any) -> None:
     class ForwardingSupervisor(Multiprocess):
         def handle_hup(self) -> None:
             logger.info("SIGHUP: every worker reloads its model in place")
+            start_reload_round(os.environ.get(MULTIPROC_ENV))
             for process in self.processes:
                 if process.pid is not None and process.process.is_alive():
                     os.kill(process.pid, signal.SIGHUP)
