@@ -44,7 +44,7 @@ def script_env(home: Path) -> dict[str, str]:
         pytest.fail(f"console script not installed at {REGRESSOPS}; run `uv sync`")
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGRESSOPS_")}
     env["REGRESSOPS_HOME"] = str(home)
-    env["REGRESSOPS_CONFIG"] = str(home.parent / "no-regressops.toml")
+    env["REGRESSOPS_CONFIG"] = "none"
     env["COLUMNS"] = "200"
     return env
 
