@@ -71,12 +71,6 @@ class ModelError(RegressopsError):
     exit_code = 4
 
 
-class NotFittedError(ModelError):
-    """A model or spec was used before it was fitted."""
-
-    default_reason = "not_fitted"
-
-
 class DivergenceError(ModelError, ArithmeticError):
     """An iterative solver diverged (the loss or coefficients became non-finite)."""
 

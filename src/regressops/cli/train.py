@@ -300,10 +300,10 @@ def show_recorded(recorded: Recorded, register: bool) -> None:
             "; the bundle above is saved locally"
         )
     elif recorded.tracking_uri:
-        from regressops.registry.connection import redact_uri
+        from regressops.redact import redact_text
 
         runs = ", ".join(f"{c.kind}={c.run_id}" for c in recorded.candidates)
-        console.print(f"logged to {redact_uri(recorded.tracking_uri)}: {runs}", markup=False)
+        console.print(f"logged to {redact_text(recorded.tracking_uri)}: {runs}", markup=False)
     if register and recorded.version:
         if recorded.change is not None:
             console.print(
@@ -326,11 +326,12 @@ def quickstart_registry_steps(recorded: Recorded | None) -> list[str]:
     show_recorded(recorded, register=True)
     if recorded.change is None or recorded.tracking_uri is None:
         return []
-    from regressops.registry.connection import is_http, redact_uri
+    from regressops.redact import redact_text
+    from regressops.registry.connection import is_http
 
     name = recorded.name
     ui = (
-        f"open {redact_uri(recorded.tracking_uri)} in a browser"
+        f"open {redact_text(recorded.tracking_uri)} in a browser"
         if is_http(recorded.tracking_uri)
         else f"mlflow ui --backend-store-uri {recorded.tracking_uri} --port 5000"
     )

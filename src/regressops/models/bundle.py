@@ -42,18 +42,9 @@ MODEL_FILE = "model.json"
 METRICS_FILE = "metrics.json"
 LINEAGE_FILE = "lineage.json"
 
-# Loaders for non-linear kinds, registered by the module that can read their artefact
-# (e.g. a skops loader for tree models). Keyed by ``model.json["artifact_format"]``.
-ArtifactLoader = Callable[[Path, Mapping[str, Any]], Any]
-_ARTIFACT_LOADERS: dict[str, ArtifactLoader] = {}
-# Modules that register a loader when imported; imported on first need, so a tree bundle loads
-# without the caller importing them (and a linear bundle never imports them).
-_LOADER_MODULES = {"skops": "regressops.models.skops_io"}
-
-
-def register_artifact_loader(fmt: str, loader: ArtifactLoader) -> None:
-    """Register ``loader(bundle_dir, model_json) -> estimator`` for an artefact format."""
-    _ARTIFACT_LOADERS[fmt] = loader
+# The artefact format of non-linear kinds (``model.json["artifact_format"]``): skops, read by
+# regressops.models.skops_io, imported only for such a bundle (a linear bundle needs numpy only).
+SKOPS_FORMAT = "skops"
 
 
 @dataclass
@@ -236,17 +227,15 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
     estimator = None
     fmt = doc.get("artifact_format")
     if coef is None:
-        if fmt not in _ARTIFACT_LOADERS and fmt in _LOADER_MODULES:
-            import importlib
-
-            importlib.import_module(_LOADER_MODULES[str(fmt)])
-        if fmt not in _ARTIFACT_LOADERS:
+        if fmt != SKOPS_FORMAT:
             raise BundleError(
-                f"bundle {root} of kind {kind!r} needs artefact loader {fmt!r}, which is not "
-                "available",
+                f"bundle {root} of kind {kind!r} has artefact format {fmt!r}; expected "
+                f"{SKOPS_FORMAT!r}",
                 reason="unsupported_kind",
             )
-        estimator = _ARTIFACT_LOADERS[fmt](root, doc)
+        from regressops.models.skops_io import load_skops_estimator
+
+        estimator = load_skops_estimator(root, doc)
     known = {
         "format_version", "name", "version", "kind", "created_at", "params",
         "feature_spec", "output_names", "coef", "intercept",

@@ -92,8 +92,3 @@ def error_body(
     else:
         doc = {"reason": reason, "message": message, "request_id": request_id}
     return orjson.dumps(doc)
-
-
-def malformed_json(exc: Exception) -> ApiError:
-    """The error for a body that is not JSON (orjson's message names the position)."""
-    return ApiError(400, "malformed_json", f"the request body is not valid JSON: {exc}")
