@@ -33,3 +33,26 @@ DatasetNameOpt = Annotated[
         "--dataset", "-d", help="Dataset: a built-in one or one declared in regressops.toml."
     ),
 ]
+
+
+def learning_rate(value: str | None) -> float | None:
+    """``--learning-rate``: a positive number, or ``auto`` (the default: None)."""
+    if value is None or value.strip().lower() == "auto":
+        return None
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = float("nan")
+    if not rate > 0 or rate == float("inf"):
+        raise typer.BadParameter(f"expected a positive number or 'auto', got {value!r}")
+    return rate
+
+
+LearningRateOpt = Annotated[
+    float | None,
+    typer.Option(
+        parser=learning_rate,
+        metavar="RATE|auto",
+        help="Step size of gd/sgd/minibatch [default: auto].",
+    ),
+]

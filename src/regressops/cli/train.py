@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from regressops.cli.options import DataOpt, DatasetOpt, JsonOpt, ModelDirOpt, TargetOpt, TrackingOpt
+from regressops.cli.options import (
+    DataOpt,
+    DatasetOpt,
+    JsonOpt,
+    LearningRateOpt,
+    ModelDirOpt,
+    TargetOpt,
+    TrackingOpt,
+)
 from regressops.cli.support import (
     err,
     fail,
@@ -47,9 +55,7 @@ def train(
     solver: Annotated[
         str | None, typer.Option(help="gd, sgd, minibatch or exact [default: exact].")
     ] = None,
-    learning_rate: Annotated[
-        float | None, typer.Option(help="Step size of gd/sgd/minibatch [default: auto].")
-    ] = None,
+    learning_rate: LearningRateOpt = None,
     max_iter: Annotated[
         int | None, typer.Option(help="Maximum epochs of iterative solvers.")
     ] = None,
@@ -132,16 +138,14 @@ def train(
         data_version=data_version,
         split_key=split_key,
     )
-    if json_output:
-        if len(recorded.candidates) == 1:
-            print_json({**recorded.best.result.to_dict(), "tracking": recorded.to_dict()})
-        else:
-            print_json(
-                {
-                    **recorded.to_dict(),
-                    "candidates": [c.result.to_dict() for c in recorded.candidates],
-                }
-            )
+    if json_output:  # one shape for one model or several (docs/cli.md)
+        print_json(
+            {
+                **recorded.best.result.to_dict(),
+                "candidates": [c.result.to_dict() for c in recorded.candidates],
+                "tracking": recorded.to_dict(),
+            }
+        )
         exit_for(recorded, register)
         return
     from regressops.cli.data import training_data_line

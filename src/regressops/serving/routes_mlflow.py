@@ -103,14 +103,10 @@ def _from_split(split: Any, predictor: Predictor) -> Scored:
         raise SchemaError("duplicate names in columns", reason="duplicate")
     expected = set(predictor.names)
     missing = sorted(expected - set(columns))
-    extra = sorted(set(columns) - expected)
-    if missing or extra:
-        parts = ([f"missing feature(s) {missing}"] if missing else []) + (
-            [f"unknown feature(s) {extra}"] if extra else []
-        )
+    if missing:  # columns that are not features are ignored, as by every path (docs/serving.md)
         raise SchemaError(
-            f"{'; '.join(parts)}; expected {predictor.names}",
-            reason="missing_feature" if missing else "unknown_feature",
+            f"missing feature(s) {missing}; expected {predictor.names}",
+            reason="missing_feature",
         )
     width = len(columns)
     for i, row in enumerate(rows):
