@@ -108,6 +108,27 @@ def test_train_json_output_and_options(home: Path, tmp_path: Path) -> None:
     }  # fmt: skip
     assert doc["lineage"]["seed"] == 3
     assert (out_dir / "model.json").is_file()
+    assert [c["path"] for c in doc["candidates"]] == [str(out_dir)]
+    assert set(doc["tracking"]) >= {"leaderboard", "registered_version"}
+
+
+def test_train_json_has_one_shape_and_learning_rate_auto(home: Path) -> None:
+    code, out, err = invoke(
+        "train", "-d", "diabetes", "--model", "linear", "--model", "tree",
+        "--json", "--no-plots", "--no-track", "--cv", "0",
+    )  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out)
+    assert [c["kind"] for c in doc["candidates"]] == ["linear", "tree"]
+    best = next(c for c in doc["candidates"] if c["path"] == doc["path"])
+    assert doc["metrics"] == best["metrics"] and "leaderboard" in doc["tracking"]
+    code, out, err = invoke(
+        "train", "-d", "diabetes", "--solver", "gd", "--learning-rate", "auto", "--json",
+        "--no-plots", "--no-track", "--cv", "0",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["params"]["learning_rate"] == "auto", err
+    code, _, err = invoke("train", "-d", "diabetes", "--learning-rate", "fast")
+    assert code == 2 and "expected a positive number or 'auto', got 'fast'" in err
 
 
 def test_train_on_a_file_with_text_columns(home: Path, tmp_path: Path) -> None:

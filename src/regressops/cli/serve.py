@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from regressops.cli.options import JsonOpt
-from regressops.cli.support import out, print_json, run
+from regressops.cli.support import err, out, print_json, run
 
 
 def serve(
@@ -50,11 +50,21 @@ def predictions(
     from rich.table import Table
 
     from regressops.config import get_settings
-    from regressops.serving.log.reader import last_log_rows
+    from regressops.serving.log.reader import NothingLogged, last_log_rows
 
     settings = get_settings()
     target = prediction_log if prediction_log is not None else settings.serve.prediction_log
-    rows, total = run(last_log_rows, target, settings.home, last)
+
+    def read() -> tuple[list[dict[str, Any]], int, str]:
+        try:
+            return (*last_log_rows(target, settings.home, last), "")
+        except NothingLogged as exc:  # not an error: a fresh home (exit 0)
+            return [], 0, exc.message
+
+    rows, total, nothing = run(read)
+    if nothing and not json_output:
+        err().print(nothing, markup=False)
+        return
     if json_output:
         print_json({"total_rows": total, "rows": rows})
         return
