@@ -361,5 +361,5 @@ def test_a_torn_line_is_skipped_with_a_warning_and_a_line_being_written_ends_the
     assert [r["request_id"] for r in rows] == ["a", "a", "a", "a"]
     assert "line 2 of" in caplog.text and "damaged" in caplog.text
     path.write_text("[1, 2]\n")
-    with pytest.raises(DataError, match="not a prediction log line"):
+    with pytest.raises(DataError, match="is not a prediction log"):
         list(iter_log_rows(str(path), tmp_path))
