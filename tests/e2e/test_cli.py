@@ -153,6 +153,9 @@ def test_version_and_help() -> None:
                    "--learning-rate", "--max-iter", "--batch-size", "--alpha", "--test-size",
                    "--no-shuffle", "--random-state", "--output"):  # fmt: skip
         assert option in out
+    # the defaults stay in the help text (they were once taken for markup and stripped)
+    flat = " ".join(out.split())
+    assert "[default: linear]" in flat and "[default: auto]" in flat and " ." not in flat
 
 
 # ---------------------------------------------------------------------- bad arguments (runner)

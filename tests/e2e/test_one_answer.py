@@ -105,6 +105,11 @@ def test_a_column_that_is_not_a_feature_is_ignored_by_the_cli_and_every_protocol
         doc = r.json()
         got = doc.get("prediction") or (doc.get("predictions") or doc["outputs"][0]["data"])
         assert (got if isinstance(got, list) else [got]) == pytest.approx([expected]), path
+    csv = pd.DataFrame([{**plain, "note": "unrelated"}]).to_csv(index=False)
+    r = api.post("/invocations", content=csv, headers={"Content-Type": "text/csv"})
+    assert r.status_code == 200 and r.json()["predictions"] == pytest.approx([expected]), r.text
+    r = api.post("/invocations", content=b"", headers={"Content-Type": "text/csv"})
+    assert r.status_code == 400 and r.json()["message"] == "the CSV body is empty"
     # a missing feature is refused by both (a misspelt name cannot go unnoticed)
     missing = {k: v for k, v in plain.items() if k != "bmi"}
     code, stderr, _ = _cli_predict(tmp_path, model, {**missing, "bmii": 0.01})
