@@ -110,6 +110,10 @@ def test_a_column_that_is_not_a_feature_is_ignored_by_the_cli_and_every_protocol
     assert r.status_code == 200 and r.json()["predictions"] == pytest.approx([expected]), r.text
     r = api.post("/invocations", content=b"", headers={"Content-Type": "text/csv"})
     assert r.status_code == 400 and r.json()["message"] == "the CSV body is empty"
+    # one record under "data" is one record on every seed endpoint (as /stream takes it)
+    for path in ("/batch", "/predict"):
+        r = api.post(path, json={"data": plain})
+        assert r.status_code == 200 and r.json()["predictions"] == pytest.approx([expected])
     # a missing feature is refused by both (a misspelt name cannot go unnoticed)
     missing = {k: v for k, v in plain.items() if k != "bmi"}
     code, stderr, _ = _cli_predict(tmp_path, model, {**missing, "bmii": 0.01})

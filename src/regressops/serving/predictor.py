@@ -210,13 +210,15 @@ class Predictor:
         return self._predict_columns(columns)
 
     def predict_columns(self, columns: Mapping[str, Any]) -> Scored:
-        """Predict from one list per feature (``{"bmi": [..], "bp": [..]}``)."""
+        """Predict from one list per feature (``{"bmi": [..], "bp": [..]}``), or one record."""
         missing = [n for n in self.names if n not in columns]
         if missing:  # columns that are not features are ignored
             raise SchemaError(
                 f"missing feature(s) {missing}; expected {self.names}", reason="missing_feature"
             )
         bad = [n for n in self.names if not isinstance(columns[n], list | np.ndarray)]
+        if len(bad) == len(self.names):  # one record ({"bmi": 0.06, ...}), as /stream takes it
+            return self.predict_records([dict(columns)])
         if bad:
             raise SchemaError(
                 f"feature {bad[0]!r} must be a list of values", reason="invalid_shape"
