@@ -196,6 +196,46 @@ def test_concurrent_promotions_from_two_processes_serialise(
     assert lifecycle.rollback(client, uri, name).version == versions[0]
 
 
+def test_listing_reads_the_sqlite_store_without_mlflow(store: dict[str, Any]) -> None:
+    import subprocess
+    import sys
+
+    client, uri = store["client"], store["uri"]
+
+    def no_client() -> Any:
+        raise AssertionError("fell back to MlflowClient")
+
+    expected = listing.list_models(client)
+    assert expected and listing.models_at(uri, no_client) == expected
+    for row in expected:
+        assert listing.versions_at(uri, row["name"], no_client) == listing.list_versions(
+            client, row["name"]
+        )
+    with pytest.raises(RegistryError, match=r"registered model 'nobody'.*not found"):
+        listing.versions_at(uri, "nobody", no_client)
+    # the command itself does not import MLflow, and a fresh home is not created by reading it
+    fresh = store["home"].parent / "fresh-home"
+    code = (
+        "import sys\n"
+        "from regressops.cli import main\n"
+        "sys.argv = ['regressops', 'models', 'list', '--json']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "assert 'mlflow' not in sys.modules, 'mlflow imported'\n"
+    )
+    for home, has_rows in ((store["home"], True), (fresh, False)):
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env={"REGRESSOPS_HOME": str(home), "REGRESSOPS_CONFIG": "none", "PATH": ""},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert (done.stdout.strip() != "[]") is has_rows, done.stdout
+    assert not fresh.exists()
+
+
 def _register(store: dict[str, Any], name: str, n: int) -> list[str]:
     settings, uri, client = store["settings"], store["uri"], store["client"]
     versions = []

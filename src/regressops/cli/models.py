@@ -48,14 +48,18 @@ def list_models(
 
     from regressops.registry import listing
 
-    client, _, _ = _client(tracking_uri)
+    store = settings_for(tracking_uri).resolved_tracking_uri
+
+    def client() -> Any:  # only for stores that cannot be read directly (imports MLflow)
+        return _client(tracking_uri)[0]
+
     cols: tuple[str, ...]
     if name is None:
-        rows = run(listing.list_models, client)
-        cols = ("name", "latest", "champion", "challenger", "updated")
+        rows = run(listing.models_at, store, client)
+        cols = listing.MODEL_COLUMNS
     else:
-        rows = run(listing.list_versions, client, name)
-        cols = ("version", "aliases", "status", "kind", "r2", "rmse", "gates", "by", "at", "why")
+        rows = run(listing.versions_at, store, name, client)
+        cols = listing.VERSION_COLUMNS
     if json_output:
         print_json(rows)
         return

@@ -27,15 +27,45 @@ def serve(
     """Serve a model over HTTP: seed API, MLflow scoring protocol, Open Inference Protocol."""
     from regressops.serving.server import serve as run_server
 
-    run(
-        run_server,
-        model=model,
-        host=host,
-        port=port,
-        workers=workers,
-        prediction_log=prediction_log,
-        access_log=access_log,
-    )
+    with _Progress() as progress:
+        run(
+            run_server,
+            model=model,
+            host=host,
+            port=port,
+            workers=workers,
+            prediction_log=prediction_log,
+            access_log=access_log,
+            progress=progress,
+        )
+
+
+class _Progress:
+    """A spinner on a terminal while the model resolves and loads, then one line on stderr."""
+
+    def __init__(self) -> None:
+        self.console = err()
+        self.status: Any = None
+
+    def __call__(self, stage: str, line: str) -> None:
+        if stage == "loading" and self.console.is_terminal:
+            self.status = self.console.status(line)
+            self.status.start()
+            return
+        self._stop()
+        if stage == "loaded":
+            self.console.print(line, markup=False)
+
+    def _stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()  # before an error line is printed
 
 
 def predictions(

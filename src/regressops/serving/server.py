@@ -23,6 +23,8 @@ import logging
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from typing import Any
 
 from regressops.config import Settings, get_settings
@@ -66,6 +68,7 @@ def serve(
     prediction_log: str | None = None,
     access_log: bool = False,
     log_level: str = "info",
+    progress: Callable[[str, str], None] | None = None,
 ) -> None:
     """Serve a model until SIGTERM or Ctrl-C.
 
@@ -83,6 +86,10 @@ def serve(
         Log every request line (uvicorn's access log).
     log_level : str, default="info"
         uvicorn's log level.
+    progress : callable, optional
+        ``progress(stage, line)``: called with ``"loading"`` before the model is resolved and
+        loaded (seconds for ``models:/``) and ``"loaded"`` once it is (``regressops serve``
+        shows a spinner, then the line).
 
     Raises
     ------
@@ -98,9 +105,15 @@ def serve(
     port = serve_cfg.port if port is None else port
     workers = workers or serve_cfg.workers
     log_target = prediction_log if prediction_log is not None else serve_cfg.prediction_log
+    say = progress or (lambda _stage, line: logger.info(line))
+    say("loading", f"resolving and loading {ref or 'the model'} ...")
+    started = time.perf_counter()
     bundle = load_model(ref)  # fail fast with a clear message
-    logger.info(
-        "model %s version %s loads; starting %d worker(s)", bundle.name, bundle.version, workers
+    say(
+        "loaded",
+        f"model {bundle.name} version {bundle.version} loaded in "
+        f"{time.perf_counter() - started:.1f} s; starting {workers} worker(s) on "
+        f"http://{host}:{port}",
     )
     if (warning := bind_warning(host, settings.api_key_list())) is not None:
         logger.warning(warning)

@@ -133,8 +133,7 @@ def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:
 
 def _not_a_log(path: Path) -> DataError:
     return DataError(
-        f"{path} is not a prediction log (its first lines are not the JSON lines a server "
-        "writes)",
+        f"{path} is not a prediction log (its first lines are not the JSON lines a server writes)",
         reason="not_a_prediction_log",
     )
 
