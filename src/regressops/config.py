@@ -55,6 +55,13 @@ class ServeSettings(BaseModel):
     log_max_pending_rows: int = Field(1_000_000, ge=1)
     # "process": a JSON-lines log writes requests of 64+ rows from a child process
     log_writer: Literal["process", "thread"] = "process"
+    # when the backlog is full and the sink keeps failing: "refuse" answers 503, "drop" serves
+    # on and counts the rows it could not log (on /metrics and /readyz)
+    log_when_unwritable: Literal["refuse", "drop"] = "refuse"
+    log_rotate_bytes: int = Field(256 * 1024 * 1024, ge=1024)  # JSON-lines segment size
+    log_rotate_seconds: float = Field(86_400.0, gt=0)  # and age before a new segment starts
+    log_retention_bytes: int | None = Field(None, ge=1024)  # oldest segments removed beyond it
+    log_retention_seconds: float | None = Field(None, gt=0)  # segments older than this removed
     reload_poll_seconds: float = Field(0.0, ge=0)
 
 

@@ -1,7 +1,8 @@
 """A small exception hierarchy with machine-readable reasons.
 
 Every error regressops raises on purpose derives from :class:`RegressopsError`. Each carries a
-``reason`` (a stable, machine-readable code such as ``"unknown_dataset"``) and a one-line human
+``reason`` (a stable, machine-readable code such as ``"unknown_dataset"``, declared in
+:class:`regressops.reasons.Reason`) and a one-line human
 message that says what was wrong and what was expected. The CLI prints the message and exits
 with :attr:`RegressopsError.exit_code`; the API maps the reason to a 4xx JSON body.
 """

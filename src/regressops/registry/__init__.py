@@ -6,7 +6,7 @@
 - :mod:`~regressops.registry.lifecycle`: register, promote (``@champion``/``@challenger``),
   rollback (:mod:`~regressops.registry.champions`: the champion history), archive.
 - :mod:`~regressops.registry.listing`: list models and versions, directly from the store
-  (:mod:`~regressops.registry.store_reader`, no MLflow import) or through MLflow.
+  (:mod:`~regressops.registry.store_listing`, no MLflow import) or through MLflow.
 - :mod:`~regressops.registry.locks`: per-model change lock across processes.
 - :mod:`~regressops.registry.resolve`: ``models:/NAME@ALIAS`` to a local bundle directory.
 

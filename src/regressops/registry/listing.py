@@ -2,7 +2,7 @@
 
 Metrics (``r2``, ``rmse``) are numbers; versions are strings (MLflow's own type for them),
 ``latest`` a number. :func:`models_at` and :func:`versions_at` read the store directly (no
-MLflow import, see :mod:`regressops.registry.store_reader`) and fall back to ``MlflowClient``
+MLflow import, see :mod:`regressops.registry.store_listing`) and fall back to ``MlflowClient``
 (:func:`list_models`, :func:`list_versions`) for stores they cannot read; both give the same rows.
 """
 
@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from regressops.registry import store_reader
+from regressops.registry import store_listing
 from regressops.registry.connection import mlflow_errors
 from regressops.registry.lifecycle import CHALLENGER, CHAMPION, GATES, STATUS
 
@@ -31,11 +31,11 @@ def models_at(uri: str, client: Callable[[], MlflowClient]) -> list[dict[str, An
 
     ``client`` makes an ``MlflowClient`` for the stores that cannot be read directly.
     """
-    reader = store_reader.reader_for(uri)
+    reader = store_listing.reader_for(uri)
     if reader is not None:
         try:
             raw = reader[0]()
-        except store_reader.FallBack as exc:
+        except store_listing.FallBack as exc:
             logger.debug("reading the registry through MLflow: %s", exc)
         else:
             rows = [model_row(m["name"], m["latest"], m["aliases"], m["updated_ms"]) for m in raw]
@@ -46,11 +46,11 @@ def models_at(uri: str, client: Callable[[], MlflowClient]) -> list[dict[str, An
 def versions_at(uri: str, name: str, client: Callable[[], MlflowClient]) -> list[dict[str, Any]]:
     """The rows of :func:`list_versions`, read directly from the store when it can be."""
     _check_name(name)
-    reader = store_reader.reader_for(uri)
+    reader = store_listing.reader_for(uri)
     if reader is not None:
         try:
             raw = reader[1](name)
-        except store_reader.FallBack as exc:
+        except store_listing.FallBack as exc:
             logger.debug("reading the registry through MLflow: %s", exc)
         else:
             by_version: dict[str, list[str]] = {}

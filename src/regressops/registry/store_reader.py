@@ -1,267 +1,157 @@
-"""Read the model registry without importing MLflow, for ``regressops models list``.
+"""Read which version an alias names straight from the tracking store, without importing MLflow.
 
-Importing MLflow takes seconds (4 s of the 7–12 s ``models list`` took), while listing needs a
-handful of rows. Two stores are read directly, read-only, with the same rows as
-:mod:`regressops.registry.listing` gives through ``MlflowClient``:
+Importing MLflow costs 4–6 s on a small machine; a server resolving ``models:/NAME@champion`` at
+start-up, and every reload poll after it, needs only one fact: the version the alias names (and
+that version's run). This module reads it
 
-- a **database store** (the embedded ``sqlite:///…/mlflow.db``, or ``postgresql://…`` /
-  ``mysql://…`` behind ``mlflow server --backend-store-uri``): SQLAlchemy ``SELECT``\\ s on
-  MLflow's registry tables (``registered_models``, ``model_versions``,
-  ``registered_model_aliases``, ``model_version_tags``), SQLite opened in read-only mode. These
-  tables are MLflow's storage format, pinned with MLflow 3.17; if a query fails (another schema)
-  the caller falls back to ``MlflowClient``. Reading never creates or migrates a database: a home
-  without ``mlflow.db`` simply has no models;
-- an **HTTP tracking server** (``http(s)://…``): MLflow's REST API 2.0 (``registered-models/
-  search``, ``registered-models/get``, ``model-versions/search``) with httpx — the documented,
-  stable interface of the server, with the same credentials MLflow's client takes from
-  ``MLFLOW_TRACKING_TOKEN`` or ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``.
+- from a SQL tracking store (``sqlite:///…``, ``postgresql://…``, ``mysql://…``): one read-only
+  query over MLflow's ``registered_model_aliases`` and ``model_versions`` tables, through
+  SQLAlchemy with bound parameters;
+- from an MLflow tracking server (``http(s)://…``): ``GET
+  /api/2.0/mlflow/registered-models/alias`` with httpx, with the credentials MLflow itself reads
+  (``MLFLOW_TRACKING_TOKEN`` or ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``).
 
-Any other store (``databricks``, ``file:``) returns None: the caller uses ``MlflowClient``.
+It answers ``None`` whenever it cannot be sure (another store kind, a schema it does not know, an
+unknown alias): the caller then asks MLflow, which gives the precise error. It never guesses.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from regressops.errors import RegistryError
-from regressops.redact import redact_url
+from regressops.redact import redact_text
 
 logger = logging.getLogger(__name__)
 
-DELETED_STAGE = "Deleted_Internal"  # MLflow keeps deleted versions' rows with this stage
-WORKSPACE = "default"
-SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
-HTTP_TIMEOUT_S = 15.0
-
-#: ``(models, versions)`` readers; each returns raw rows (see :func:`sql_reader`).
-Reader = tuple[Callable[[], list[dict[str, Any]]], Callable[[str], dict[str, Any]]]
+_SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+_TIMEOUT_S = 5.0
 
 
-class FallBack(Exception):
-    """The store cannot be read directly; use ``MlflowClient``."""
+@dataclass(frozen=True)
+class AliasTarget:
+    """The model version an alias names."""
+
+    name: str
+    alias: str
+    version: str
+    run_id: str | None
 
 
-def reader_for(uri: str) -> Reader | None:
-    """The direct reader of ``uri``, or None when only ``MlflowClient`` can read it."""
-    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
-    if scheme in SQL_SCHEMES:
-        return (lambda: _sql_models(uri), lambda name: _sql_model(uri, name))
-    if scheme in ("http", "https"):
-        return (lambda: _http_models(uri), lambda name: _http_model(uri, name))
+def read_version(uri: str, name: str, version: str) -> AliasTarget | None:
+    """Version ``version`` of ``name`` when the store at ``uri`` holds it READY, else ``None``.
+
+    The returned target's ``alias`` is empty. ``None`` means "ask MLflow", as for
+    :func:`read_alias`.
+    """
+    try:
+        if _is_sql(uri):
+            return _read_sql(uri, name, None, version)
+        if uri.startswith(("http://", "https://")):
+            return _read_http(uri, name, None, version)
+    except Exception as exc:
+        logger.debug("light version read of %s failed: %s", redact_text(uri), redact_text(str(exc)))
     return None
 
 
-# ---------------------------------------------------------------------- database store
-Query = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
+def _is_sql(uri: str) -> bool:
+    return uri.split(":", 1)[0].split("+", 1)[0] in _SQL_SCHEMES
 
 
-def _query(uri: str, run: Callable[[Query], Any], empty: Any) -> Any:
-    """``run(query)`` on the database of ``uri`` through SQLAlchemy with bound parameters,
-    read-only (SQLite opened with ``mode=ro``); ``empty`` when the embedded file does not exist
-    yet (reading never creates the store)."""
+def read_alias(uri: str, name: str, alias: str) -> AliasTarget | None:
+    """The version ``alias`` of registered model ``name`` names in the store at ``uri``.
+
+    Parameters
+    ----------
+    uri : str
+        The tracking URI (SQLAlchemy URL of the store, or an MLflow server's http(s) URL).
+    name, alias : str
+        Registered model name and alias (without ``@``).
+
+    Returns
+    -------
+    AliasTarget or None
+        ``None`` when the store kind is not read here, the store cannot be read, or the alias
+        is unknown: ask MLflow instead.
+    """
+    try:
+        if _is_sql(uri):
+            return _read_sql(uri, name, alias, None)
+        if uri.startswith(("http://", "https://")):
+            return _read_http(uri, name, alias, None)
+    except Exception as exc:  # any failure means "ask MLflow", which explains it properly
+        logger.debug("light alias read of %s failed: %s", redact_text(uri), redact_text(str(exc)))
+    return None
+
+
+def _read_sql(uri: str, name: str, alias: str | None, version: str | None) -> AliasTarget | None:
     import sqlalchemy as sa
 
-    url = uri
-    if uri.startswith("sqlite:///"):
-        path = Path(uri.removeprefix("sqlite:///"))
-        if not path.is_file():
-            return empty
-        url = f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
-    engine = sa.create_engine(url)
+    url = sa.make_url(uri)
+    if url.get_backend_name() == "sqlite" and not (url.database and os.path.isfile(url.database)):
+        return None  # connecting would create an empty database file
+    if alias is not None:
+        query = sa.text(
+            "SELECT a.version, v.run_id, v.status FROM registered_model_aliases a "
+            "JOIN model_versions v ON v.name = a.name AND v.version = a.version "
+            "AND v.workspace = a.workspace "
+            "WHERE a.name = :name AND a.alias = :alias AND a.workspace = :workspace"
+        )
+        params: dict[str, Any] = {"name": name, "alias": alias, "workspace": "default"}
+    else:
+        query = sa.text(
+            "SELECT v.version, v.run_id, v.status FROM model_versions v "
+            "WHERE v.name = :name AND v.version = :version AND v.workspace = :workspace"
+        )
+        params = {"name": name, "version": int(str(version)), "workspace": "default"}
+    engine = sa.create_engine(uri, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
-            return run(lambda sql, args: [tuple(r) for r in conn.execute(sa.text(sql), args)])
-    except sa.exc.OperationalError as exc:
-        raise _unavailable_or_fallback(uri, exc, getattr(exc, "orig", exc)) from None
-    except sa.exc.SQLAlchemyError as exc:
-        raise FallBack(str(exc)) from None
+            rows = conn.execute(query, params).fetchall()
     finally:
         engine.dispose()
+    if len(rows) != 1 or rows[0][2] != "READY":
+        return None
+    found, run_id, _ = rows[0]
+    return AliasTarget(name, alias or "", str(int(found)), run_id or None)
 
 
-def _unavailable_or_fallback(uri: str, exc: Exception, cause: Any) -> Exception:
-    text = str(cause).strip()
-    lowered = text.lower()
-    if "no such table" in lowered or "no such column" in lowered or "does not exist" in lowered:
-        return FallBack(text)  # not the schema this reader knows: MLflow's client reads it
-    first = text.splitlines()[0] if text else type(exc).__name__
-    return RegistryError(
-        f"the tracking store {redact_url(uri)} is unavailable: {first}",
-        reason="tracking_unavailable",
+def _auth_headers() -> dict[str, str]:
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    return {}
+
+
+def _auth() -> Any:
+    user, password = (
+        os.environ.get("MLFLOW_TRACKING_USERNAME"),
+        os.environ.get("MLFLOW_TRACKING_PASSWORD"),
     )
+    return (user, password) if user and password else None
 
 
-def _sql_models(uri: str) -> list[dict[str, Any]]:
-    def run(query: Query) -> list[dict[str, Any]]:
-        ws = {"ws": WORKSPACE, "deleted": DELETED_STAGE}
-        models = query(
-            "SELECT name, last_updated_time FROM registered_models WHERE workspace = :ws", ws
-        )
-        latest: dict[str, int] = dict(
-            query(
-                "SELECT name, MAX(version) FROM model_versions WHERE workspace = :ws "
-                "AND (current_stage IS NULL OR current_stage != :deleted) GROUP BY name",
-                ws,
-            )
-        )
-        by_model: dict[str, dict[str, str]] = {}
-        for name, alias, version in query(
-            "SELECT name, alias, version FROM registered_model_aliases WHERE workspace = :ws", ws
-        ):
-            by_model.setdefault(name, {})[alias] = str(version)
-        return [
-            {
-                "name": name,
-                "latest": latest.get(name),
-                "aliases": by_model.get(name, {}),
-                "updated_ms": updated,
-            }
-            for name, updated in models
-        ]
-
-    return list(_query(uri, run, []))
-
-
-def _sql_model(uri: str, name: str) -> dict[str, Any]:
-    def run(query: Query) -> dict[str, Any]:
-        args = {"ws": WORKSPACE, "name": name, "deleted": DELETED_STAGE}
-        if not query(
-            "SELECT name FROM registered_models WHERE workspace = :ws AND name = :name", args
-        ):
-            raise _not_found(name)
-        aliases = query(
-            "SELECT alias, version FROM registered_model_aliases "
-            "WHERE workspace = :ws AND name = :name",
-            args,
-        )
-        versions = query(
-            "SELECT version, run_id, creation_time FROM model_versions "
-            "WHERE workspace = :ws AND name = :name "
-            "AND (current_stage IS NULL OR current_stage != :deleted)",
-            args,
-        )
-        tags: dict[str, dict[str, str]] = {}
-        for version, key, value in query(
-            "SELECT version, key, value FROM model_version_tags "
-            "WHERE workspace = :ws AND name = :name",
-            args,
-        ):
-            tags.setdefault(str(version), {})[key] = value
-        return {
-            "aliases": {alias: str(version) for alias, version in aliases},
-            "versions": [
-                {
-                    "version": str(version),
-                    "run_id": run_id,
-                    "created_ms": created,
-                    "tags": tags.get(str(version), {}),
-                }
-                for version, run_id, created in versions
-            ],
-        }
-
-    no_store = {"missing": True}
-    result = _query(uri, run, no_store)
-    if result is no_store:
-        raise _not_found(name)
-    return dict(result)
-
-
-def _not_found(name: str) -> RegistryError:
-    # the words MlflowClient's error gives, so both paths read the same
-    return RegistryError(
-        f"registered model {name!r}: Registered Model with name={name} not found",
-        reason="not_found",
-    )
-
-
-# ---------------------------------------------------------------------- HTTP server
-def _http_get(uri: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+def _read_http(uri: str, name: str, alias: str | None, version: str | None) -> AliasTarget | None:
     import httpx
 
-    auth: Any = None
-    headers = {}
-    if token := os.environ.get("MLFLOW_TRACKING_TOKEN"):
-        headers["Authorization"] = f"Bearer {token}"
-    elif user := os.environ.get("MLFLOW_TRACKING_USERNAME"):
-        auth = (user, os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
-    verify = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() not in ("true", "1")
-    url = f"{uri.rstrip('/')}/api/2.0/mlflow/{path}"
-    try:
-        response = httpx.get(
-            url, params=params, headers=headers, auth=auth, verify=verify, timeout=HTTP_TIMEOUT_S
-        )
-    except httpx.HTTPError as exc:
-        raise RegistryError(
-            f"tracking server {redact_url(uri)} is unavailable: {type(exc).__name__}",
-            reason="tracking_unavailable",
-        ) from None
-    try:
-        doc = response.json()
-    except ValueError:
-        doc = {}
-    if response.status_code == 404 and doc.get("error_code") == "RESOURCE_DOES_NOT_EXIST":
-        raise FallBack("not found")  # the caller words it (a model, or an old server)
-    if response.status_code >= 400:
-        message = doc.get("message") or response.reason_phrase
-        raise RegistryError(
-            f"tracking server {redact_url(uri)} refused the request: {message}",
-            reason="registry_error",
-        )
-    return dict(doc)
-
-
-def _http_models(uri: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    token = None
-    while True:
-        params: dict[str, Any] = {"max_results": 1000}
-        if token:
-            params["page_token"] = token
-        doc = _http_get(uri, "registered-models/search", params)
-        for m in doc.get("registered_models", []):
-            versions = [int(v["version"]) for v in m.get("latest_versions", [])]
-            rows.append(
-                {
-                    "name": m["name"],
-                    "latest": max(versions, default=None),
-                    "aliases": {a["alias"]: str(a["version"]) for a in m.get("aliases", [])},
-                    "updated_ms": m.get("last_updated_timestamp"),
-                }
-            )
-        token = doc.get("next_page_token")
-        if not token:
-            return rows
-
-
-def _http_model(uri: str, name: str) -> dict[str, Any]:
-    try:
-        model = _http_get(uri, "registered-models/get", {"name": name})["registered_model"]
-    except FallBack:
-        raise _not_found(name) from None
-    versions: list[dict[str, Any]] = []
-    token = None
-    quoted = name.replace("'", "\\'")
-    while True:
-        params: dict[str, Any] = {"filter": f"name = '{quoted}'", "max_results": 1000}
-        if token:
-            params["page_token"] = token
-        doc = _http_get(uri, "model-versions/search", params)
-        for v in doc.get("model_versions", []):
-            versions.append(
-                {
-                    "version": str(v["version"]),
-                    "run_id": v.get("run_id"),
-                    "created_ms": v.get("creation_timestamp"),
-                    "tags": {t["key"]: t.get("value", "") for t in v.get("tags", [])},
-                }
-            )
-        token = doc.get("next_page_token")
-        if not token:
-            break
-    aliases = {a["alias"]: str(a["version"]) for a in model.get("aliases", [])}
-    return {"aliases": aliases, "versions": versions}
+    insecure = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("1", "true")
+    if alias is not None:
+        path, params = "registered-models/alias", {"name": name, "alias": alias}
+    else:
+        path, params = "model-versions/get", {"name": name, "version": str(version)}
+    response = httpx.get(
+        f"{uri.rstrip('/')}/api/2.0/mlflow/{path}",
+        params=params,
+        headers=_auth_headers(),
+        auth=_auth(),
+        timeout=_TIMEOUT_S,
+        verify=not insecure,
+    )
+    if response.status_code != 200:
+        return None
+    mv = response.json().get("model_version") or {}
+    if mv.get("status", "READY") != "READY" or "version" not in mv:
+        return None
+    return AliasTarget(name, alias or "", str(int(mv["version"])), mv.get("run_id") or None)

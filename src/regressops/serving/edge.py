@@ -166,12 +166,15 @@ class EdgeMiddleware:
             endpoint, handler = route
             body = await self._read_body(receive, headers)
             plog = state.plog
+            log = True
             if plog is not None and plog.backlogged and not await plog.wait_for_room():
-                raise ApiError(
-                    503,
-                    "prediction_log_backlogged",
-                    "the prediction log sink is not keeping up (or failing); retry shortly",
-                )
+                if state.settings.serve.log_when_unwritable != "drop":
+                    raise ApiError(
+                        503,
+                        "prediction_log_backlogged",
+                        "the prediction log sink is not keeping up (or failing); retry shortly",
+                    )
+                log = False  # the operator chose answers over a complete log: counted
             req = HotRequest(
                 body, headers.get(b"content-type", b""), rid, path_params, headers, started
             )
@@ -183,6 +186,7 @@ class EdgeMiddleware:
                     predictor=reply.predictor,
                     scored=reply.scored,
                     started=started,
+                    log=log,
                 )
             status = reply.status
             await _respond(send, status, reply.body, reply.content_type, rid)

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from regressops.serving.metrics import CONTENT_TYPE
 from regressops.serving.problems import ApiError
-from regressops.serving.schemas import ErrorResponse, Liveness, Readiness, ReloadResult
+from regressops.serving.schemas import ErrorResponse, Liveness, LogHealth, Readiness, ReloadResult
 from regressops.serving.security import is_loopback
 from regressops.serving.state import ServingState
 from regressops.serving.supervision import supervisor_pid
@@ -45,15 +45,38 @@ def healthz() -> Liveness:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "no model loaded yet"}},
-    summary="Readiness: a model is loaded",
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "no model loaded yet, or the prediction log is failing with a full "
+            "backlog and serve.log_when_unwritable is refuse",
+        }
+    },
+    summary="Readiness: a model is loaded and the prediction log keeps up",
 )
 def readyz(request: Request) -> Any:
-    """200 with the model's name and version once loaded; 503 before."""
-    predictor = request.app.state.serving.predictor
+    """200 with the model's name and version once loaded; 503 before, and while the log sink
+    fails with a full backlog under the ``refuse`` policy (requests would get 503 too)."""
+    state: ServingState = request.app.state.serving
+    predictor = state.predictor
     if predictor is None:
         return JSONResponse({"ready": False, "name": None, "version": None}, status_code=503)
-    return Readiness(ready=True, name=predictor.name, version=predictor.version)
+    health = None
+    if state.plog is not None:
+        plog, policy = state.plog, state.settings.serve.log_when_unwritable
+        health = LogHealth(
+            failing=plog.failing,
+            pending_rows=plog.pending_rows,
+            dropped_rows=plog.rows_dropped,
+            when_unwritable=policy,
+        )
+        if policy == "refuse" and plog.failing and plog.backlogged:
+            doc = Readiness(ready=False, name=predictor.name, version=predictor.version)
+            doc.prediction_log = health
+            return JSONResponse(doc.model_dump(), status_code=503)
+    return Readiness(
+        ready=True, name=predictor.name, version=predictor.version, prediction_log=health
+    )
 
 
 @router.get(
@@ -66,7 +89,7 @@ def metrics(request: Request) -> Response:
     """Requests, latency, rows, prediction values, model info, in-flight requests."""
     state: ServingState = request.app.state.serving
     if state.plog is not None:
-        state.metrics.log_pending.set(state.plog.pending_rows)
+        state.metrics.set_log(state.plog)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
 

@@ -27,6 +27,7 @@ from regressops.serving import loader, supervision
 from regressops.serving.log.batch import LogBatch
 from regressops.serving.log.process import open_server_sink
 from regressops.serving.log.queue import PredictionLogger
+from regressops.serving.log.segments import Rotation
 from regressops.serving.metrics import ServingMetrics, mark_process_dead, multiprocess_dir
 from regressops.serving.predictor import Predictor, Scored
 from regressops.serving.problems import ApiError
@@ -84,8 +85,15 @@ class ServingState:
         """Load the model, open the prediction log, install SIGHUP and reload polling."""
         predictor = await anyio.to_thread.run_sync(self._load)
         self._set_predictor(predictor)
+        serve = self.settings.serve
+        rotation = Rotation(
+            max_bytes=serve.log_rotate_bytes,
+            max_seconds=serve.log_rotate_seconds,
+            retention_bytes=serve.log_retention_bytes,
+            retention_seconds=serve.log_retention_seconds,
+        )
         sink = await anyio.to_thread.run_sync(
-            open_server_sink, self.log_target, self.settings.home, self.settings.serve.log_writer
+            open_server_sink, self.log_target, self.settings.home, serve.log_writer, rotation
         )
         if sink is not None:
             self.plog = PredictionLogger(
@@ -205,7 +213,7 @@ class ServingState:
         while True:
             await asyncio.sleep(every)
             if self.plog is not None:
-                self.metrics.log_pending.set(self.plog.pending_rows)
+                self.metrics.set_log(self.plog)
             self.metrics.flush()
 
     async def _poll(self, every: float) -> None:
@@ -234,10 +242,14 @@ class ServingState:
         predictor: Predictor,
         scored: Scored,
         started: float,
+        log: bool = True,
     ) -> None:
-        """Count a prediction in the metrics and queue its rows for the prediction log."""
+        """Count a prediction in the metrics and queue its rows for the prediction log
+        (``log=False``: count them as dropped instead)."""
         self.metrics.observe_predictions(endpoint, scored.predictions)
-        if self.plog is not None:
+        if self.plog is not None and not log:
+            self.plog.drop(len(scored.predictions))
+        elif self.plog is not None:
             self.plog.log(
                 LogBatch(  # positional: this runs once per request
                     time.time(),

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from regressops.config import Settings, get_settings
 from regressops.errors import ConfigError, RegistryError
+from regressops.reasons import Reason
 from regressops.training import train as training
 from regressops.training.gates import GateReport, evaluate_gates
 
@@ -335,7 +336,7 @@ def _champion(name: str, store: str, settings: Settings) -> Any:
     try:
         return load_registered(f"models:/{name}@champion", settings=settings, tracking=store)
     except RegistryError as exc:
-        if exc.reason in ("not_found", "unknown_alias"):
+        if exc.reason in (Reason.NOT_FOUND, Reason.UNKNOWN_ALIAS):
             return None
         raise
 

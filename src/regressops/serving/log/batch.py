@@ -33,9 +33,11 @@ class LogBatch:
     features: np.ndarray | dict[str, Any]
     predictions: np.ndarray
     latency_ms: float
+    first_row: int = 0  # rows before it are already in the log (a write resumed mid-request)
 
     def __len__(self) -> int:
-        return int(self.predictions.shape[0])
+        """Rows still to be logged (from ``first_row`` on)."""
+        return int(self.predictions.shape[0]) - self.first_row
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Yield one log record per predicted row."""
@@ -47,6 +49,8 @@ class LogBatch:
         ts, rid, endpoint = _iso(self.ts), self.request_id, self.endpoint
         name, version, latency = self.model_name, self.model_version, round(self.latency_ms, 3)
         for i, (vals, pred) in enumerate(zip(values, self.predictions.tolist(), strict=True)):
+            if i < self.first_row:
+                continue
             yield {
                 "ts": ts,
                 "request_id": rid,
@@ -65,9 +69,11 @@ class LogBatch:
         Each line is ``{"ts", "request_id", "endpoint", "model_name", "model_version",
         "latency_ms", "first_row", "rows", "features": {name: [values]}, "predictions":
         [values]}``, where ``first_row`` is the index of the slice's first row in its request.
+        A batch whose ``first_row`` is set (a write that stopped after some of its lines) starts
+        at that row, which is always the start of a line.
         Numeric columns are serialised by orjson straight from numpy.
         """
-        n = len(self)
+        n = int(self.predictions.shape[0])
         head = {
             "ts": _iso(self.ts),
             "request_id": self.request_id,
@@ -78,7 +84,8 @@ class LogBatch:
         }
         feats = self.features
         if (
-            n <= min(line_rows, _NUMPY_MIN_ROWS)
+            self.first_row == 0
+            and n <= min(line_rows, _NUMPY_MIN_ROWS)
             and isinstance(feats, np.ndarray)
             and feats.dtype.kind in "fiu"
         ):  # the common single-record request: one dict, one orjson call
@@ -90,7 +97,7 @@ class LogBatch:
         if matrix is not None and matrix.dtype.kind not in "fiu":
             matrix = None
         lines = []
-        for start in range(0, max(n, 1), line_rows):
+        for start in range(self.first_row, max(n, 1), line_rows):
             stop = min(n, start + line_rows)
             preds: Any = self.predictions[start:stop]
             if matrix is not None and stop - start >= _NUMPY_MIN_ROWS:

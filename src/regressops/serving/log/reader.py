@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from regressops.errors import ConfigError, DataError
+from regressops.serving.log.segments import segment_paths
 from regressops.serving.log.sinks import TABLE_NAME, is_sql_url, resolve_log_target
 
 logger = logging.getLogger(__name__)
@@ -87,8 +88,18 @@ def iter_log_rows(target: str | None, home: Path) -> Iterator[dict[str, Any]]:
     if is_sql_url(where):
         yield from _sql_rows(where, last=None)
         return
-    for doc in _iter_lines(Path(where)):
+    for doc in _iter_segments(Path(where)):
         yield from expand_line(doc)
+
+
+def _iter_segments(path: Path) -> Iterator[dict[str, Any]]:
+    """The decoded lines of every segment of the log at ``path``, oldest segment first."""
+    paths = segment_paths(path)
+    if not paths:
+        yield from _iter_lines(path)  # raises the "cannot read" error
+        return
+    for segment in paths:
+        yield from _iter_lines(segment)
 
 
 def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:
@@ -111,14 +122,22 @@ def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:
             except orjson.JSONDecodeError:
                 if not line.endswith(b"\n"):  # a writer is appending this very line
                     return
-                damaged += 1
-                if not good and damaged >= 2:  # a torn line is rare; two at the start: no log
-                    raise _not_a_log(path) from None
-                # A writer killed in the middle of a write leaves a torn line that the next
-                # append continues: skip it, loudly, rather than lose the rest of the log.
-                if good:
-                    logger.warning("line %d of %s is damaged (not JSON); skipped", number, path)
-                continue
+                doc = _recover(line)
+                if doc is None:
+                    damaged += 1
+                    if not good and damaged >= 2:  # two lines at the start: not a log at all
+                        raise _not_a_log(path) from None
+                # A write stopped by a full disk or a killed writer leaves a torn fragment that
+                # the next append continues; the fragment's rows are written again in full.
+                if good or doc is not None:
+                    logger.warning(
+                        "line %d of %s holds a torn fragment (%s)",
+                        number,
+                        path,
+                        "skipped; the whole line after it is read" if doc else "skipped",
+                    )
+                if doc is None:
+                    continue
             if not isinstance(doc, dict) or "rows" not in doc:
                 if not good:
                     raise _not_a_log(path)
@@ -136,6 +155,25 @@ def _not_a_log(path: Path) -> DataError:
         f"{path} is not a prediction log (its first lines are not the JSON lines a server writes)",
         reason="not_a_prediction_log",
     )
+
+
+_LINE_START = b'{"ts":'
+
+
+def _recover(line: bytes) -> dict[str, Any] | None:
+    """The whole line that follows a torn fragment on the same physical line, if any.
+
+    Every log line starts with ``{"ts":`` and that text cannot occur inside a line (JSON
+    strings escape their quotes), so the last occurrence past the start begins a whole line.
+    """
+    start = line.rfind(_LINE_START)
+    if start <= 0:
+        return None
+    try:
+        doc = orjson.loads(line[start:])
+    except orjson.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def last_log_rows(target: str | None, home: Path, n: int) -> tuple[list[dict[str, Any]], int]:
@@ -157,7 +195,7 @@ def last_log_rows(target: str | None, home: Path, n: int) -> tuple[list[dict[str
     # decoded once, line by line, and counted from each line's "rows".
     tail: deque[dict[str, Any]] = deque()
     total = kept = 0
-    for doc in _iter_lines(Path(where)):
+    for doc in _iter_segments(Path(where)):
         count = doc.get("rows")
         if not isinstance(count, int):
             raise DataError("not a prediction log line (no row count)", reason="bad_log_line")
