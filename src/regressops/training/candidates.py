@@ -18,11 +18,12 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from regressops.config import Settings, get_settings
 from regressops.errors import ConfigError, RegistryError
@@ -168,6 +169,8 @@ def train_candidates(
     kinds = list(dict.fromkeys(models))
     if not kinds:
         raise ConfigError("give at least one --model kind", reason="no_model")
+    if track or register:  # import MLflow and open the store while the models train
+        _Warm.start_for(tracking_uri or settings.resolved_tracking_uri)
     results = []
     for kind in kinds:
         out: Path | None = None
@@ -258,7 +261,7 @@ def record_training(
     name = results[0].bundle.name
     train_rows, test_rows = _split_rows(td.frame, lineage, keys=td.keys)
     store = tracking_uri or settings.resolved_tracking_uri
-    client, error = _connect(store) if track or register else (None, None)
+    client, error = _Warm.connect(store) if track or register else (None, None)
     champion = None
     if client is not None:
         try:
@@ -318,6 +321,47 @@ def _split_rows(
 
     split = split_from_description(dict(lineage["split"]), keys=keys)
     return frame.iloc[split.train], frame.iloc[split.test]
+
+
+class _Warm(threading.Thread):
+    """Import MLflow and connect to the store in the background while candidates train.
+
+    Importing MLflow and opening its store take seconds, mostly in imports; training needs
+    neither, so ``train`` starts this thread first and :meth:`connect` joins it when the
+    runs are logged. A failure of any kind in the thread (even an import deadlock with the
+    main thread) only means connecting again in the caller's thread.
+    """
+
+    _started: ClassVar[dict[str, _Warm]] = {}
+
+    def __init__(self, store: str) -> None:
+        super().__init__(name="regressops-tracking-warmup", daemon=True)
+        self.store = store
+        self.result: tuple[Any, str | None] | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = _connect(self.store)
+            import mlflow.pyfunc  # noqa: F401  (what logging the model needs next)
+        except BaseException as exc:  # connect again in the caller's thread
+            logger.debug("background connect to the tracking store failed: %r", exc)
+
+    @classmethod
+    def start_for(cls, store: str) -> None:
+        """Start warming ``store`` up (once per store at a time)."""
+        if store not in cls._started:
+            warm = cls._started[store] = cls(store)
+            warm.start()
+
+    @classmethod
+    def connect(cls, store: str) -> tuple[Any, str | None]:
+        """``_connect(store)``, from the warm-up thread when one ran for ``store``."""
+        warm = cls._started.pop(store, None)
+        if warm is not None:
+            warm.join()
+            if warm.result is not None:
+                return warm.result
+        return _connect(store)
 
 
 def _connect(store: str) -> tuple[Any, str | None]:
