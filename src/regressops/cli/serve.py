@@ -88,7 +88,9 @@ def predictions(
     def read() -> tuple[list[dict[str, Any]], int, str]:
         try:
             return (*last_log_rows(target, settings.home, last), "")
-        except NothingLogged as exc:  # not an error: a fresh home (exit 0)
+        except NothingLogged as exc:  # a fresh home is not an error (exit 0); a named log is
+            if prediction_log is not None:
+                raise
             return [], 0, exc.message
 
     rows, total, nothing = run(read)
