@@ -317,3 +317,18 @@ def test_a_cached_champion_resolves_without_importing_mlflow(store: dict[str, An
     doc["registry"]["uri"] = "sqlite:////elsewhere/mlflow.db"
     model_json.write_text(json.dumps(doc))
     assert resolve_in_fresh_process(settings, f"models:/{name}@champion")["mlflow"] is True
+
+
+def test_logging_a_model_skips_the_scan_of_installed_distributions(
+    store: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.utils import requirements_utils as ru
+
+    def scan() -> dict[str, list[str]]:
+        raise AssertionError("MLflow scanned every installed distribution")
+
+    monkeypatch.setattr(ru, "_MODULES_TO_PACKAGES", None)
+    monkeypatch.setattr(ru.importlib_metadata, "packages_distributions", scan)
+    run, _bundle, _ = train_and_log(store["settings"], store["uri"], name="noscan")
+    assert run.model_uri
+    assert ru._MODULES_TO_PACKAGES is None  # MLflow's own cache is left as it was
