@@ -103,3 +103,9 @@ class GateFailed(RegressopsError):
 
     default_reason = "gate_failed"
     exit_code = 7
+
+
+class MissingExtraError(ConfigError):
+    """A command needs a part of regressops this installation lacks (an extra, e.g. ``train``)."""
+
+    default_reason = "missing_extra"

@@ -26,6 +26,7 @@ import typer
 from typer.core import TyperGroup
 
 from regressops.errors import RegressopsError
+from regressops.extras import missing_extra
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -136,6 +137,9 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     except Exception as exc:
         if state["debug"]:
             err().print(traceback.format_exc(), markup=False)
+        if (missing := missing_extra(exc)) is not None:
+            fail(missing.message, missing.exit_code)
+        if state["debug"]:
             fail(f"unexpected error: {type(exc).__name__}: {_first_line(exc)}", 1)
         fail(
             f"unexpected error: {type(exc).__name__}: {_first_line(exc)} (rerun as "

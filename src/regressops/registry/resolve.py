@@ -134,14 +134,15 @@ def resolve_model(
     else:
         mv = get_version(client, ref.name, str(ref.version))
     version = str(mv.version)
-    target = _cache_dir(settings, ref.name, version)
+    target = cache_dir(settings, ref.name, version)
     if not (target / "model.json").is_file():
         _download(client, ref.name, version, target, store)
     logger.info("resolved %s to version %s at %s", ref, version, target)
     return ResolvedModel(ref=ref, version=version, path=target, run_id=mv.run_id)
 
 
-def _cache_dir(settings: Settings, name: str, version: str) -> Path:
+def cache_dir(settings: Settings, name: str, version: str) -> Path:
+    """Where version ``version`` of registered model ``name`` is cached under the home."""
     return settings.home / "cache" / "models" / _safe(name) / version
 
 
@@ -157,7 +158,7 @@ def _cached_without_mlflow(ref: ModelRef, store: str, settings: Settings) -> Res
         found = read_version(store, ref.name, str(ref.version))
     if found is None:
         return None
-    target = _cache_dir(settings, ref.name, found.version)
+    target = cache_dir(settings, ref.name, found.version)
     try:
         registry = json.loads((target / "model.json").read_text()).get("registry", {})
     except (OSError, ValueError, AttributeError):

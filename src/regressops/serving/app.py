@@ -29,7 +29,7 @@ from starlette.middleware.cors import CORSMiddleware
 from regressops import __version__
 from regressops.config import Settings, get_settings
 from regressops.errors import ConfigError, RegressopsError
-from regressops.serving import routes_mlflow, routes_ops, routes_seed, routes_v2
+from regressops.serving import routes_feedback, routes_mlflow, routes_ops, routes_seed, routes_v2
 from regressops.serving.edge import JSON, EdgeMiddleware
 from regressops.serving.openapi import build_openapi
 from regressops.serving.problems import error_body, protocol_of, status_of
@@ -127,6 +127,7 @@ def create_app(
     app.include_router(routes_mlflow.router)
     app.include_router(routes_v2.router)
     app.include_router(routes_ops.router)
+    app.include_router(routes_feedback.router)
     app.include_router(routes_ops.docs_routes(TITLE, "/openapi.json"))
     app.mount(
         routes_ops.ASSETS_PATH, StaticFiles(directory=routes_ops.assets_dir()), name="docs-assets"

@@ -25,6 +25,7 @@ from regressops.config import Settings
 from regressops.errors import ConfigError, RegressopsError
 from regressops.serving import loader, supervision
 from regressops.serving.log.batch import LogBatch
+from regressops.serving.log.labels import LabelSink, labels_target
 from regressops.serving.log.process import open_server_sink
 from regressops.serving.log.queue import PredictionLogger
 from regressops.serving.log.segments import Rotation
@@ -65,6 +66,8 @@ class ServingState:
         self.max_body_bytes = settings.serve.max_body_bytes
         self.predictor: Predictor | None = None
         self.plog: PredictionLogger | None = None
+        self._labels: LabelSink | None = None
+        self._labels_lock = threading.Lock()
         self.last_reload: dict[str, Any] = {}
         self.on_model_change: list[Any] = []
         self._reload_lock = asyncio.Lock()
@@ -126,6 +129,8 @@ class ServingState:
             self._watch_task.cancel()
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if self._labels is not None:
+            self._labels.close()
         if self.plog is not None:
             await anyio.to_thread.run_sync(self.plog.close)
             logger.info("prediction log flushed: %d rows written", self.plog.rows_written)
@@ -233,6 +238,13 @@ class ServingState:
         if predictor is None:
             raise ApiError(503, "not_ready", "the model is not loaded yet; retry shortly")
         return predictor
+
+    def label_sink(self) -> LabelSink:
+        """The labels sink beside the prediction log, opened on first use."""
+        with self._labels_lock:
+            if self._labels is None:
+                self._labels = LabelSink(labels_target(self.log_target, self.settings.home))
+            return self._labels
 
     def record(
         self,

@@ -243,13 +243,35 @@ def _table(engine: Any) -> Any:
         ) from None
 
 
-def _sql_rows(url: str, *, last: int | None) -> Iterator[dict[str, Any]]:
+def request_log_rows(target: str | None, home: Path, request_id: str) -> list[dict[str, Any]]:
+    """Every logged row of one request (in row order); empty when the id is not in the log.
+
+    A JSON-lines log is scanned line by line and only that request's lines are expanded; a SQL
+    log is queried with the id as a bound parameter.
+    """
+    where = require_log_target(target, home)
+    if is_sql_url(where):
+        return list(_sql_rows(where, last=None, request_id=request_id))
+    rows = [
+        row
+        for doc in _iter_segments(Path(where))
+        if doc.get("request_id") == request_id
+        for row in expand_line(doc)
+    ]
+    return sorted(rows, key=lambda r: r["row"])
+
+
+def _sql_rows(
+    url: str, *, last: int | None, request_id: str | None = None
+) -> Iterator[dict[str, Any]]:
     import sqlalchemy as sa
 
     engine = _engine(url)
     try:
         table = _table(engine)
         query = sa.select(table).order_by(table.c.id.desc() if last is not None else table.c.id)
+        if request_id is not None:
+            query = query.where(table.c.request_id == request_id)
         if last is not None:
             query = query.limit(last)
         with engine.connect() as conn:
