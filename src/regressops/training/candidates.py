@@ -169,7 +169,7 @@ def train_candidates(
     kinds = list(dict.fromkeys(models))
     if not kinds:
         raise ConfigError("give at least one --model kind", reason="no_model")
-    if track or register:  # import MLflow and open the store while the models train
+    if track or register:  # import MLflow while the models train
         _Warm.start_for(tracking_uri or settings.resolved_tracking_uri)
     results = []
     for kind in kinds:
@@ -324,12 +324,13 @@ def _split_rows(
 
 
 class _Warm(threading.Thread):
-    """Import MLflow and connect to the store in the background while candidates train.
+    """Import MLflow in the background while candidates train.
 
-    Importing MLflow and opening its store take seconds, mostly in imports; training needs
-    neither, so ``train`` starts this thread first and :meth:`connect` joins it when the
-    runs are logged. A failure of any kind in the thread (even an import deadlock with the
-    main thread) only means connecting again in the caller's thread.
+    Importing MLflow and its store modules takes seconds; training needs neither, so ``train``
+    starts this thread first and :meth:`connect` joins it before connecting. The thread only
+    imports: it writes nothing (no store is created for a command that then fails) and logs
+    nothing. A failure of any kind in it (even an import deadlock with the main thread) only
+    means importing again in the caller's thread.
     """
 
     _started: ClassVar[dict[str, _Warm]] = {}
@@ -337,14 +338,13 @@ class _Warm(threading.Thread):
     def __init__(self, store: str) -> None:
         super().__init__(name="regressops-tracking-warmup", daemon=True)
         self.store = store
-        self.result: tuple[Any, str | None] | None = None
 
     def run(self) -> None:
         try:
-            self.result = _connect(self.store)
-            import mlflow.pyfunc  # noqa: F401  (what logging the model needs next)
-        except BaseException as exc:  # connect again in the caller's thread
-            logger.debug("background connect to the tracking store failed: %r", exc)
+            import mlflow.pyfunc  # what connecting and logging the model import
+            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  (the embedded store)
+        except BaseException as exc:  # import again in the caller's thread
+            logger.debug("background import of MLflow failed: %r", exc)
 
     @classmethod
     def start_for(cls, store: str) -> None:
@@ -355,12 +355,10 @@ class _Warm(threading.Thread):
 
     @classmethod
     def connect(cls, store: str) -> tuple[Any, str | None]:
-        """``_connect(store)``, from the warm-up thread when one ran for ``store``."""
+        """``_connect(store)``, once the warm-up thread (if one ran) has imported MLflow."""
         warm = cls._started.pop(store, None)
         if warm is not None:
             warm.join()
-            if warm.result is not None:
-                return warm.result
         return _connect(store)
 
 
