@@ -254,8 +254,16 @@ def with_progress(fn: Callable[..., T], *, show: bool) -> Callable[..., T]:
 
 
 def quiet_mlflow() -> None:
-    """Keep MLflow's INFO lines off the terminal (unless MLFLOW_LOGGING_LEVEL says otherwise)."""
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    """Keep MLflow's INFO lines off the terminal (unless MLFLOW_LOGGING_LEVEL says otherwise).
+
+    MLflow reads the variable when it is first imported; its logger is set too, for a process
+    that imported MLflow before (a test session, a notebook calling the CLI).
+    """
+    import logging
+
+    level = os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    if level.upper() == "ERROR":
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
 
 
 def check_settings() -> None:
