@@ -42,7 +42,7 @@ def require_file(path: Path, what: str) -> Path:
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path / "regressops-home"
     monkeypatch.setenv("REGRESSOPS_HOME", str(home))
-    monkeypatch.setenv("REGRESSOPS_CONFIG", str(tmp_path / "no-regressops.toml"))
+    monkeypatch.setenv("REGRESSOPS_CONFIG", "none")
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()

@@ -3,7 +3,8 @@
 Settings are built by :func:`get_settings`, which is cached; nothing is read or created at import.
 Precedence (highest first): keyword arguments, environment variables (``REGRESSOPS_HOME``,
 ``REGRESSOPS_TRACKING_URI``, nested values with ``__``: ``REGRESSOPS_SERVE__PORT=9000``), the TOML
-file (``regressops.toml`` in the working directory or ``REGRESSOPS_CONFIG``), then defaults.
+file (``regressops.toml`` in the working directory or ``REGRESSOPS_CONFIG``; ``none``: no
+file), then defaults. Unknown names and malformed files are refused (:mod:`.config_check`).
 Secrets (API keys, database passwords) come only from the environment and are
 :class:`~pydantic.SecretStr`, so they never appear in ``repr`` or logs.
 """
@@ -19,11 +20,12 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
+from regressops import config_check
 from regressops.errors import ConfigError
 
 CONFIG_FILE_ENV = "REGRESSOPS_CONFIG"
@@ -275,13 +277,25 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Read keyword arguments, then the environment, then the TOML file."""
-        toml_file = Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
-        return (
-            init_settings,
-            env_settings,
-            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
-        )
+        """Read keyword arguments, then the environment, then the TOML file.
+
+        Unknown sections, keys and ``REGRESSOPS_SECTION__KEY`` variables are refused (see
+        :mod:`regressops.config_check`), as is a ``REGRESSOPS_CONFIG`` naming a missing file.
+        """
+        problems = config_check.unknown_env(settings_cls, os.environ)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = config_file()
+        if toml_file is not None:
+            doc = config_check.read_toml(toml_file)
+            text = toml_file.read_text(encoding="utf-8")
+            for path, message in config_check.unknown_names(doc, settings_cls):
+                line = config_check.line_of(text, path)
+                problems.append(f"{toml_file}{f' line {line}' if line else ''}: {message}")
+            sources.append(InitSettingsSource(settings_cls, doc))
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise ConfigError(problems[0] + more, reason="unknown_setting")
+        return tuple(sources)
 
     @property
     def models_dir(self) -> Path:
@@ -320,6 +334,32 @@ def _key_list(keys: SecretStr | None) -> list[str]:
     return [k.strip() for k in keys.get_secret_value().split(",") if k.strip()]
 
 
+def config_file() -> Path | None:
+    """The settings file to read: ``REGRESSOPS_CONFIG``, else ``./regressops.toml`` if present.
+
+    ``REGRESSOPS_CONFIG=none`` reads no file.
+
+    Raises
+    ------
+    ConfigError
+        ``REGRESSOPS_CONFIG`` names a file that does not exist.
+    """
+    named = os.environ.get(CONFIG_FILE_ENV, "")
+    if not named:
+        default = Path(DEFAULT_CONFIG_FILE)
+        return default if default.is_file() else None
+    if named.lower() == "none":
+        return None
+    path = Path(named).expanduser()
+    if not path.is_file():
+        raise ConfigError(
+            f"{CONFIG_FILE_ENV} names {path}, which does not exist (set it to an existing "
+            "file, or to 'none' to read no settings file)",
+            reason="missing_config_file",
+        )
+    return path
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Build the settings once per process; ``get_settings.cache_clear()`` rebuilds them.
@@ -327,17 +367,16 @@ def get_settings() -> Settings:
     Raises
     ------
     ConfigError
-        A setting has an invalid value: the message names the setting, its environment
-        variable and what was expected (never the value, which may be a secret).
+        A setting has an invalid value: the message names the setting, where the value came
+        from (environment variable, or file and line) and what was expected (never the value,
+        which may be a secret). Also an unknown setting, a malformed or missing settings file.
     """
     try:
         return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = ".".join(str(part) for part in first["loc"])
-        env = "REGRESSOPS_" + "__".join(str(part) for part in first["loc"]).upper()
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(
-            f"invalid setting {name} ({env} or regressops.toml): {first['msg']}{more}",
-            reason="invalid_setting",
-        ) from None
+        path = config_file()
+        text = path.read_text(encoding="utf-8") if path is not None else None
+        message = config_check.value_error(tuple(first["loc"]), first["msg"], path, text)
+        raise ConfigError(message + more, reason="invalid_setting") from None

@@ -432,6 +432,8 @@ class FeatureSpec:
                         feature=f.name,
                     )
             i = lookup.get(v)
+            if i is None and v in ("True", "False"):  # a file reader's bool for "true"/"false"
+                i = lookup.get(v.lower())
             if i is None:
                 if self.unknown == "error":
                     raise SchemaError(

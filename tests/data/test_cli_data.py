@@ -107,7 +107,7 @@ def test_bad_input_is_one_line_and_an_exit_code(
 
 def test_the_console_script(home: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGRESSOPS_")}
-    env.update(REGRESSOPS_HOME=str(home), REGRESSOPS_CONFIG=str(home.parent / "none.toml"))
+    env.update(REGRESSOPS_HOME=str(home), REGRESSOPS_CONFIG="none")
     for args in (["demo-db", "-d", "diabetes"], ["extract", "-d", "diabetes", "--json"]):
         done = subprocess.run(
             [str(REGRESSOPS), *args], env=env, capture_output=True, text=True, timeout=120

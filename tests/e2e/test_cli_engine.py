@@ -24,7 +24,7 @@ def _run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGRESSOPS_")}
     env.update(
         REGRESSOPS_HOME=str(home),
-        REGRESSOPS_CONFIG=str(home.parent / "no.toml"),
+        REGRESSOPS_CONFIG="none",
         REGRESSOPS_COMPUTE__WORKER_MEMORY="1GB",
         COLUMNS="200",
     )

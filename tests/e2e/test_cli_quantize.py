@@ -21,7 +21,7 @@ def env(home: Path) -> dict[str, str]:
     return {
         **clean,
         "REGRESSOPS_HOME": str(home),
-        "REGRESSOPS_CONFIG": str(home.parent / "no-regressops.toml"),
+        "REGRESSOPS_CONFIG": "none",
         "COLUMNS": "200",
     }
 

@@ -52,9 +52,10 @@ def test_candidates_register_promote_rollback(home: Path) -> None:
     code, out, _ = invoke("models", "list", "diabetes", "--json")
     rows = {r["version"]: r for r in json.loads(out)}
     assert rows["1"]["aliases"] == ["champion"] and rows["2"]["status"] == "archived"
+    assert all(isinstance(r[k], float) for r in rows.values() for k in ("r2", "rmse"))
     # promote re-checks the gates; --force needs a reason; rollback restores v1
     assert "beats_champion" in one_error(*invoke("models", "promote", "diabetes", "2")[::2], 7)
-    one_error(*invoke("models", "promote", "diabetes", "2", "--force")[::2], 6)
+    one_error(*invoke("models", "promote", "diabetes", "2", "--force")[::2], 2)
     code, out, err = invoke("models", "promote", "diabetes", "2", "--force", "--reason", "demo")
     assert code == 0 and "diabetes v2 is now @champion (was v1); gates forced" in out, err
     code, out, err = invoke("models", "rollback", "diabetes", "--reason", "oops")
@@ -70,11 +71,17 @@ def test_bad_registry_input_is_one_line(home: Path) -> None:
         (("models", "list", "nobody"), "registered model 'nobody'"),
         (("models", "promote", "diabetes", "9"), "version 9"),
         (("models", "promote", "diabetes", "one"), "positive integer"),
-        (("models", "promote", "diabetes", "1", "--alias", "gold"), "alias must be one of"),
-        (("models", "rollback", "diabetes"), "replaced no earlier champion"),
+        (("models", "rollback", "diabetes"), "no earlier champion to roll back to"),
     ]:
         code, _, err = invoke(*args)
         assert needle in one_error(code, err, 6), args
+    for args, needle in [  # bad arguments: exit 2, as docs/cli.md says
+        (("models", "promote", "diabetes", "1", "--alias", "gold"), "--alias must be one of"),
+        (("models", "promote", "diabetes", "1", "--force"), "--force needs a reason"),
+        (("models", "rollback", "diabetes", "--force"), "--force needs a reason"),
+    ]:
+        code, _, err = invoke(*args)
+        assert needle in one_error(code, err, 2), args
 
 
 @pytest.mark.parametrize(

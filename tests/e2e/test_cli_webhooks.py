@@ -80,8 +80,7 @@ def test_a_ping_nobody_accepts_exits_8(tmp_path: Path) -> None:
         (
             hook_toml("htp://hooks.example.com/x"),
             "ok",
-            "error: invalid setting webhooks.0.url (REGRESSOPS_WEBHOOKS__0__URL or "
-            "regressops.toml): Value error, must be an http:// or https:// URL",
+            "error: invalid setting webhooks.0.url (",
         ),
         (
             hook_toml("http://192.168.1.20:8080/x"),

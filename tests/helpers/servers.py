@@ -64,7 +64,7 @@ class ServerProcess:
         )
         full_env = {**os.environ, "REGRESSOPS_HOME": str(home), **(env or {})}
         full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        full_env["REGRESSOPS_CONFIG"] = str(home / "absent.toml")
+        full_env["REGRESSOPS_CONFIG"] = "none"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code], stdout=self._log, stderr=subprocess.STDOUT, env=full_env

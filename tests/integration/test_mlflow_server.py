@@ -22,8 +22,9 @@ import pytest
 
 from helpers.registry import diabetes_split, free_port, race_promotions, train_and_log
 from regressops.config import GateSettings, Settings
+from regressops.errors import RegistryError
 from regressops.models.bundle import load_bundle
-from regressops.registry import lifecycle
+from regressops.registry import lifecycle, listing
 from regressops.registry.connection import connect
 from regressops.registry.resolve import resolve_model
 from regressops.training.promotion import register_and_promote
@@ -107,7 +108,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         _wait(f"{uri}/health", proc, log, timeout=120)
         home = root / "home"
         settings = Settings(home=home, tracking_uri=uri, gates=GateSettings(min_r2=0.0))
-        yield {"uri": uri, "settings": settings, "home": home, "client": connect(uri), "root": root}
+        yield {
+            "uri": uri,
+            "settings": settings,
+            "home": home,
+            "client": connect(uri),
+            "root": root,
+            "db_uri": f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}",
+        }
     finally:
         _stop(proc)
         admin.execute(
@@ -239,5 +247,25 @@ def test_lifecycle_and_concurrent_promotions_via_lease(
     assert client.get_model_version(name, final).tags["regressops.replaced"] == other
     assert client.get_model_version(name, other).tags["regressops.replaced"] == versions[0]
     assert lifecycle.rollback(client, uri, name).version == other
-    rows = {r["version"]: r for r in lifecycle.list_versions(client, name)}
+    rows = {r["version"]: r for r in listing.list_versions(client, name)}
     assert rows[other]["aliases"] == ["champion"] and rows[final]["status"] == "archived"
+
+
+def test_listing_without_mlflow_reads_the_server_and_its_database(
+    server: dict[str, Any], champion: dict[str, Any]
+) -> None:
+    """``models list`` reads the REST API (httpx) or the backend database (SQLAlchemy) directly;
+    both give exactly the rows MLflow's client gives."""
+    client = server["client"]
+
+    def no_client() -> Any:
+        raise AssertionError("fell back to MlflowClient")
+
+    expected_models = listing.list_models(client)
+    expected_versions = listing.list_versions(client, "served")
+    assert any(r["name"] == "served" for r in expected_models)
+    for store in (server["uri"], server["db_uri"]):
+        assert listing.models_at(store, no_client) == expected_models, store
+        assert listing.versions_at(store, "served", no_client) == expected_versions, store
+        with pytest.raises(RegistryError, match=r"registered model 'nobody'.*not found"):
+            listing.versions_at(store, "nobody", no_client)

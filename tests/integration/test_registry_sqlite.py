@@ -18,7 +18,7 @@ from helpers.registry import (
 from regressops.config import GateSettings, Settings
 from regressops.errors import ConfigError, GateFailed, RegistryError
 from regressops.models.bundle import load_bundle
-from regressops.registry import lifecycle
+from regressops.registry import lifecycle, listing
 from regressops.registry.connection import active_tracking, connect
 from regressops.registry.resolve import resolve_model
 from regressops.registry.store_reader import read_alias, read_version
@@ -103,7 +103,7 @@ def test_lifecycle_promote_gate_force_rollback_archive(store: dict[str, Any]) ->
     )
     assert change is None and "beats_champion" in summary
     assert resolve_model(f"models:/{name}@champion", settings=settings).version == v1
-    rows = {r["version"]: r for r in lifecycle.list_versions(client, name)}
+    rows = {r["version"]: r for r in listing.list_versions(client, name)}
     assert rows[v2]["status"] == "archived" and rows[v2]["gates"] == "failed"
     assert rows[v1]["aliases"] == ["champion"] and rows[v1]["by"]
     # promote re-checks gates from the registry (bundle + held-out rows of its run)
@@ -111,15 +111,18 @@ def test_lifecycle_promote_gate_force_rollback_archive(store: dict[str, Any]) ->
         GateFailed, match=rf"{name} v{v2} was not promoted to @champion: beats_champion"
     ):
         promote_version(name, v2, settings=settings)
-    with pytest.raises(RegistryError, match="--force needs a reason"):
+    with pytest.raises(ConfigError, match="--force needs a reason"):
         promote_version(name, v2, force=True, settings=settings)
     forced = promote_version(name, v2, force=True, why="incident 42", settings=settings)
     assert forced.gates == "forced" and forced.previous == v1
     mv2 = client.get_model_version(name, v2)
     assert mv2.tags["regressops.status.why"] == "incident 42"
-    assert [json.loads(line)["event"] for line in mv2.tags["regressops.history"].splitlines()][
-        -1
-    ] == "champion"
+    # recorded as forced, not left "failed" from the refused attempt
+    assert mv2.tags["regressops.gates"] == "forced"
+    last = json.loads(mv2.tags["regressops.history"].splitlines()[-1])
+    assert (last["event"], last["forced"]) == ("champion", True)
+    top = json.loads(client.get_registered_model(name).tags["regressops.champions"])[-1]
+    assert (top["version"], top["gates"], top["why"]) == (v2, "forced", "incident 42")
     assert client.get_model_version(name, v1).tags["regressops.status"] == "previous"
     # the champion cannot be archived; rollback restores v1 and archives v2
     with pytest.raises(RegistryError, match=f"v{v2} is @champion and cannot be archived"):
@@ -127,17 +130,19 @@ def test_lifecycle_promote_gate_force_rollback_archive(store: dict[str, Any]) ->
     back = lifecycle.rollback(client, uri, name, why="bad latency")
     assert (back.version, back.previous) == (v1, v2)
     assert client.get_model_version(name, v2).tags["regressops.status"] == "archived"
-    with pytest.raises(RegistryError, match="replaced no earlier champion"):
+    with pytest.raises(RegistryError, match="no earlier champion to roll back to"):
         lifecycle.rollback(client, uri, name)
-    # challenger: kept aside, dropped by archive
-    ch = lifecycle.promote(client, uri, name, v2, alias="challenger", why="shadow test")
-    assert ch.action == "@challenger"
+    # challenger: kept aside on the absolute gates alone (v2 does not beat the champion)
+    ch = promote_version(name, v2, alias="challenger", why="shadow test", settings=settings)
+    assert ch.action == "@challenger" and ch.gates == "passed"
+    beats = [c for c in ch.report["checks"] if c["name"] == "beats_champion"]
+    assert not beats or beats[0]["skipped"]
     assert _aliases(client, name) == {"champion": v1, "challenger": v2}
     with pytest.raises(RegistryError, match="is @champion; it cannot also be @challenger"):
         lifecycle.promote(client, uri, name, v1, alias="challenger", why="x")
     lifecycle.archive(client, uri, name, v2, why="done")
     assert _aliases(client, name) == {"champion": v1}
-    assert {r["name"]: r["champion"] for r in lifecycle.list_models(client)}[name] == v1
+    assert {r["name"]: r["champion"] for r in listing.list_models(client)}[name] == v1
 
 
 def test_resolver_follows_the_alias(store: dict[str, Any]) -> None:
@@ -195,6 +200,91 @@ def test_concurrent_promotions_from_two_processes_serialise(
     assert model.tags["regressops.champion_epoch"].startswith("3:")
     assert lifecycle.rollback(client, uri, name).version == other
     assert lifecycle.rollback(client, uri, name).version == versions[0]
+
+
+def test_listing_reads_the_sqlite_store_without_mlflow(store: dict[str, Any]) -> None:
+    import subprocess
+    import sys
+
+    client, uri = store["client"], store["uri"]
+
+    def no_client() -> Any:
+        raise AssertionError("fell back to MlflowClient")
+
+    expected = listing.list_models(client)
+    assert expected and listing.models_at(uri, no_client) == expected
+    for row in expected:
+        assert listing.versions_at(uri, row["name"], no_client) == listing.list_versions(
+            client, row["name"]
+        )
+    with pytest.raises(RegistryError, match=r"registered model 'nobody'.*not found"):
+        listing.versions_at(uri, "nobody", no_client)
+    # the command itself does not import MLflow, and a fresh home is not created by reading it
+    fresh = store["home"].parent / "fresh-home"
+    code = (
+        "import sys\n"
+        "from regressops.cli import main\n"
+        "sys.argv = ['regressops', 'models', 'list', '--json']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "assert 'mlflow' not in sys.modules, 'mlflow imported'\n"
+    )
+    for home, has_rows in ((store["home"], True), (fresh, False)):
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env={"REGRESSOPS_HOME": str(home), "REGRESSOPS_CONFIG": "none", "PATH": ""},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert (done.stdout.strip() != "[]") is has_rows, done.stdout
+    assert not fresh.exists()
+
+
+def _register(store: dict[str, Any], name: str, n: int) -> list[str]:
+    settings, uri, client = store["settings"], store["uri"], store["client"]
+    versions = []
+    for _ in range(n):
+        run, _bundle, _ = train_and_log(settings, uri, name=name)
+        versions.append(
+            lifecycle.register_version(
+                client, uri, name, model_uri=run.model_uri, run_id=run.run_id, model_id=run.model_id
+            )
+        )
+    return versions
+
+
+def test_rollback_walks_the_champion_history_and_never_resurrects(store: dict[str, Any]) -> None:
+    settings, uri, client, name = store["settings"], store["uri"], store["client"], "incident"
+    v1, v2, v3 = _register(store, name, 3)
+    for v in (v1, v2, v3):
+        lifecycle.promote(client, uri, name, v, why=f"release {v}")
+    history = json.loads(client.get_registered_model(name).tags["regressops.champions"])
+    assert [e["version"] for e in history] == [v1, v2, v3]
+    assert all(e["by"] and e["at"] and e["why"] == f"release {e['version']}" for e in history)
+    # an archived earlier champion is passed over, and the operator is told
+    lifecycle.archive(client, uri, name, v2, why="known bad")
+    back = lifecycle.rollback(client, uri, name, why="latency")
+    assert (back.version, back.previous) == (v1, v3)
+    assert back.report["skipped"] == [f"v{v2} (archived; restore it with --force --reason)"]
+    assert "skipped v2 (archived" in back.detail
+    with pytest.raises(RegistryError, match="no earlier champion to roll back to"):
+        lifecycle.rollback(client, uri, name)
+    # the cycle: v2 forced in, v1 forced back, then rollback twice
+    promote_version(name, v2, force=True, why="hotfix", settings=settings)
+    promote_version(name, v1, force=True, why="test", settings=settings)
+    assert lifecycle.rollback(client, uri, name).version == v2  # v1 is archived by it
+    with pytest.raises(RegistryError, match=rf"skipped v{v1} \(archived"):
+        lifecycle.rollback(client, uri, name)
+    assert _aliases(client, name)["champion"] == v2
+    # an archived version comes back only when forced with a reason
+    with pytest.raises(ConfigError, match="--force needs a reason"):
+        lifecycle.rollback(client, uri, name, force=True)
+    forced = lifecycle.rollback(client, uri, name, force=True, why="v2 worse")
+    assert forced.version == v1 and forced.detail.startswith("forced: v2 worse")
+    with pytest.raises(RegistryError, match="no earlier champion"):
+        lifecycle.rollback(client, uri, name, force=True, why="again")
 
 
 def _aliases(client: Any, name: str) -> dict[str, str]:
@@ -261,3 +351,18 @@ def test_lineage_and_the_mlflow_run_describe_one_environment(
     assert logged["lineage.json"] == saved
     assert logged["environment.json"] == {k: saved[k] for k in ENVIRONMENT_KEYS}
     assert set(logged["environment.json"]["packages"]) >= {"numpy", "scikit-learn", "mlflow"}
+
+
+def test_logging_a_model_skips_the_scan_of_installed_distributions(
+    store: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.utils import requirements_utils as ru
+
+    def scan() -> dict[str, list[str]]:
+        raise AssertionError("MLflow scanned every installed distribution")
+
+    monkeypatch.setattr(ru, "_MODULES_TO_PACKAGES", None)
+    monkeypatch.setattr(ru.importlib_metadata, "packages_distributions", scan)
+    run, _bundle, _ = train_and_log(store["settings"], store["uri"], name="noscan")
+    assert run.model_uri
+    assert ru._MODULES_TO_PACKAGES is None  # MLflow's own cache is left as it was

@@ -172,7 +172,7 @@ def test_serve_image_env_serves_a_linear_bundle_without_heavy_modules(
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
         "HOME": str(tmp_path),
         "REGRESSOPS_HOME": str(home),
-        "REGRESSOPS_CONFIG": str(home / "absent.toml"),
+        "REGRESSOPS_CONFIG": "none",
         "REGRESSOPS_API_KEYS": "image-test-key",
     }
     log_path = tmp_path / "server.log"

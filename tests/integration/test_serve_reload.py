@@ -148,3 +148,28 @@ def test_two_workers_share_metrics_and_roll_on_sighup(tmp_path: Path) -> None:
         assert {"1", "2"} <= set(load.versions)
     finally:
         server.stop()
+
+
+def test_one_reload_of_two_workers_counts_once_and_names_the_old_version(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    make_bundle(model, version="1")
+    server = ServerProcess(model, tmp_path / "home", workers=2, prediction_log="off").wait_ready()
+    try:
+        make_bundle(model, version="2", shift=5.0)
+        r = httpx.post(f"{server.url}/admin/reload", timeout=30)
+        assert r.status_code == 200 and r.json()["previous_version"] == "1", r.text
+        assert _wait_for(lambda: all(_version(server.url) == "2" for _ in range(8)), 60), (
+            server.output()
+        )
+        for _ in range(8):  # fresh connections: both workers answer
+            last = httpx.get(f"{server.url}/model-check", timeout=5).json()["last_reload"]
+            assert (last["version"], last["previous_version"]) == ("2", "1"), last
+
+        def reloads() -> float:
+            text = httpx.get(f"{server.url}/metrics", timeout=5).text
+            return _metric(text, "regressops_model_reloads_total", result="ok")
+
+        assert _wait_for(lambda: reloads() >= 1, 20)
+        assert reloads() == 1
+    finally:
+        server.stop()

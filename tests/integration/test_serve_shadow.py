@@ -56,7 +56,7 @@ def test_serve_refuses_an_unfit_shadow_in_one_line(tmp_path: Path) -> None:
     regressops = Path(sys.executable).parent / "regressops"
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGRESSOPS_")}
     env |= {"REGRESSOPS_HOME": str(tmp_path / "home"), "COLUMNS": "300"}
-    env["REGRESSOPS_CONFIG"] = str(tmp_path / "absent.toml")
+    env["REGRESSOPS_CONFIG"] = "none"
     args = ["serve", "--model", str(tmp_path / "small"), "--shadow", str(tmp_path / "full")]
     done = subprocess.run(
         [str(regressops), *args, "--port", "0"], env=env, capture_output=True, text=True, timeout=60

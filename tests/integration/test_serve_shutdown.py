@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
+import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -85,6 +89,76 @@ def test_sigterm_flushes_every_row_to_postgresql(tmp_path: Path, pg_schema: str)
     _check(results, Counter({rid: n for rid, n in counts}))
     assert one.endpoint == "/batch" and one.model_name == "diabetes"
     assert set(one.features) == {"age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"}
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                children = {int(c) for c in (task / "children").read_text().split()}
+                todo.extend(children - found)
+                found |= children
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _until(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_sigkill_of_the_supervisor_takes_the_workers_down_with_their_log(tmp_path: Path) -> None:
+    make_bundle(tmp_path / "model")
+    home = tmp_path / "home"
+    server = ServerProcess(tmp_path / "model", home, workers=2).wait_ready()
+    children: set[int] = set()
+    try:
+        ids = [f"kill-{i}" for i in range(30)]
+        for rid in ids:  # fresh connections: both workers log rows
+            r = httpx.post(f"{server.url}/batch", json={"data": [ROW] * 5},
+                           headers={"X-Request-ID": rid})  # fmt: skip
+            assert r.status_code == 200, r.text
+        children = _descendants(server.proc.pid)
+        assert len(children) >= 2, children  # the workers (and their log writers)
+        server.proc.kill()  # SIGKILL: no handler runs in the supervisor
+        server.proc.wait(10)
+        assert _until(lambda: not any(_alive(p) for p in children), 20), (
+            [p for p in children if _alive(p)],
+            server.output(),
+        )
+        assert _port_free(server.port)
+    finally:
+        server.stop()
+        for pid in children:  # never leave an orphan behind, even when the test fails
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    logged = Counter(r["request_id"] for r in iter_log_rows(None, home))
+    assert logged == {rid: 5 for rid in ids}, server.output()
 
 
 @pytest.mark.postgres

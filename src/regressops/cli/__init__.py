@@ -31,7 +31,7 @@ import typer
 
 from regressops import __version__
 from regressops.cli import data, models, quantize, serve, train, tune, webhooks
-from regressops.cli.support import DEBUG_ENV, OneLineErrors, state
+from regressops.cli.support import DEBUG_ENV, OneLineErrors, check_settings, state
 
 # ---------------------------------------------------------------------- the app
 app = typer.Typer(
@@ -41,7 +41,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # help texts hold "[default: ...]", which is not markup
 )
 
 
@@ -53,6 +53,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks of errors (also REGRESSOPS_DEBUG=1).")
     ] = False,
@@ -63,6 +64,8 @@ def _root(
 ) -> None:
     """regressops: train, evaluate and serve regression models, with lineage."""
     state["debug"] = debug or os.environ.get(DEBUG_ENV, "") not in ("", "0", "false")
+    if not ctx.resilient_parsing and not {"--help", "-h"} & set(state["argv"]):
+        check_settings()  # every command: one line and exit code 2 for invalid settings
 
 
 app.command()(train.train)

@@ -46,16 +46,20 @@ def list_models(
     """List registered models, or the versions of one with aliases, status and metrics."""
     from rich.table import Table
 
-    from regressops.registry import lifecycle
+    from regressops.registry import listing
 
-    client, _, _ = _client(tracking_uri)
+    store = settings_for(tracking_uri).resolved_tracking_uri
+
+    def client() -> Any:  # only for stores that cannot be read directly (imports MLflow)
+        return _client(tracking_uri)[0]
+
     cols: tuple[str, ...]
     if name is None:
-        rows = run(lifecycle.list_models, client)
-        cols = ("name", "latest", "champion", "challenger", "updated")
+        rows = run(listing.models_at, store, client)
+        cols = listing.MODEL_COLUMNS
     else:
-        rows = run(lifecycle.list_versions, client, name)
-        cols = ("version", "aliases", "status", "kind", "r2", "rmse", "gates", "by", "at", "why")
+        rows = run(listing.versions_at, store, name, client)
+        cols = listing.VERSION_COLUMNS
     if json_output:
         print_json(rows)
         return
@@ -94,14 +98,19 @@ def promote(
 def rollback(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     reason: Annotated[str, typer.Option(help="Why; recorded on both versions.")] = "",
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="May restore an archived version (needs --reason)."),
+    ] = False,
     tracking_uri: TrackingOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Give @champion back to the version the current champion replaced."""
+    """Give @champion back to the previous champion in the history (skipping archived ones)."""
     from regressops.registry import lifecycle
 
     client, store, _ = _client(tracking_uri)
-    _show_change(run(lifecycle.rollback, client, store, name, why=reason), json_output)
+    change = run(lifecycle.rollback, client, store, name, why=reason, force=force)
+    _show_change(change, json_output)
 
 
 @models_app.command()
@@ -126,13 +135,17 @@ def _show_change(change: Any, json_output: bool) -> None:
     what = {
         "unchanged": f"{change.name} v{change.version} is {change.detail}; nothing changed",
         "rollback": f"{change.name}: @champion is back on v{change.version} "
-        f"(v{change.previous} archived)",
+        f"(v{change.previous} archived)" + _skipped(change.report.get("skipped")),
         "archived": f"{change.name} v{change.version} archived",
     }.get(change.action)
     if what is None:
         was = f" (was v{change.previous})" if change.previous else ""
         what = f"{change.name} v{change.version} is now {change.action}{was}; gates {change.gates}"
     out().print(what, markup=False)
+
+
+def _skipped(versions: list[str] | None) -> str:
+    return f"; skipped {', '.join(versions)}" if versions else ""
 
 
 def _cell(value: Any) -> str:

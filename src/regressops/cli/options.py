@@ -81,3 +81,26 @@ SplitKeyOpt = Annotated[
         "not a feature unless --features names it."
     ),
 ]
+
+
+def learning_rate(value: str | None) -> float | None:
+    """``--learning-rate``: a positive number, or ``auto`` (the default: None)."""
+    if value is None or value.strip().lower() == "auto":
+        return None
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = float("nan")
+    if not rate > 0 or rate == float("inf"):
+        raise typer.BadParameter(f"expected a positive number or 'auto', got {value!r}")
+    return rate
+
+
+LearningRateOpt = Annotated[
+    float | None,
+    typer.Option(
+        parser=learning_rate,
+        metavar="RATE|auto",
+        help="Step size of gd/sgd/minibatch [default: auto].",
+    ),
+]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from regressops.cli.options import JsonOpt
-from regressops.cli.support import out, print_json, run
+from regressops.cli.support import err, out, print_json, run
 
 
 def serve(
@@ -34,16 +34,46 @@ def serve(
     """Serve a model over HTTP: seed API, MLflow scoring protocol, Open Inference Protocol."""
     from regressops.serving.server import serve as run_server
 
-    run(
-        run_server,
-        model=model,
-        host=host,
-        port=port,
-        workers=workers,
-        prediction_log=prediction_log,
-        shadow=shadow,
-        access_log=access_log,
-    )
+    with _Progress() as progress:
+        run(
+            run_server,
+            model=model,
+            host=host,
+            port=port,
+            workers=workers,
+            prediction_log=prediction_log,
+            shadow=shadow,
+            access_log=access_log,
+            progress=progress,
+        )
+
+
+class _Progress:
+    """A spinner on a terminal while the model resolves and loads, then one line on stderr."""
+
+    def __init__(self) -> None:
+        self.console = err()
+        self.status: Any = None
+
+    def __call__(self, stage: str, line: str) -> None:
+        if stage == "loading" and self.console.is_terminal:
+            self.status = self.console.status(line)
+            self.status.start()
+            return
+        self._stop()
+        if stage == "loaded":
+            self.console.print(line, markup=False)
+
+    def _stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()  # before an error line is printed
 
 
 def predictions(
@@ -58,11 +88,23 @@ def predictions(
     from rich.table import Table
 
     from regressops.config import get_settings
-    from regressops.serving.log.reader import last_log_rows
+    from regressops.serving.log.reader import NothingLogged, last_log_rows
 
     settings = get_settings()
     target = prediction_log if prediction_log is not None else settings.serve.prediction_log
-    rows, total = run(last_log_rows, target, settings.home, last)
+
+    def read() -> tuple[list[dict[str, Any]], int, str]:
+        try:
+            return (*last_log_rows(target, settings.home, last), "")
+        except NothingLogged as exc:  # a fresh home is not an error (exit 0); a named log is
+            if prediction_log is not None:
+                raise
+            return [], 0, exc.message
+
+    rows, total, nothing = run(read)
+    if nothing and not json_output:
+        err().print(nothing, markup=False)
+        return
     if json_output:
         print_json({"total_rows": total, "rows": rows})
         return

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 DEBUG_ENV = "REGRESSOPS_DEBUG"
-state = {"debug": False}
+state: dict[str, Any] = {"debug": False, "argv": []}
 
 
 # ---------------------------------------------------------------------- error handling
@@ -60,6 +60,7 @@ class OneLineErrors(TyperGroup):
         **extra: Any,
     ) -> Any:
         click_error = _click_exception()
+        state["argv"] = list(sys.argv[1:] if args is None else args)
         try:
             rv = super().main(
                 args=args,
@@ -255,8 +256,29 @@ def with_progress(fn: Callable[..., T], *, show: bool) -> Callable[..., T]:
 
 
 def quiet_mlflow() -> None:
-    """Keep MLflow's INFO lines off the terminal (unless MLFLOW_LOGGING_LEVEL says otherwise)."""
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    """Keep MLflow's INFO lines off the terminal (unless MLFLOW_LOGGING_LEVEL says otherwise).
+
+    MLflow reads the variable when it is first imported; its logger is set too, for a process
+    that imported MLflow before (a test session, a notebook calling the CLI).
+    """
+    import logging
+
+    level = os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    if level.upper() == "ERROR":
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+
+def check_settings() -> None:
+    """Build the settings before any command runs: an invalid value, an unknown name or a
+    malformed settings file stops every command with one line and exit code 2."""
+
+    def build() -> None:
+        from regressops.config import get_settings
+        from regressops.data.declarations import check_declarations
+
+        check_declarations(get_settings())
+
+    run(build)
 
 
 def settings_for(tracking_uri: str | None) -> Any:

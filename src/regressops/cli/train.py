@@ -20,6 +20,7 @@ from regressops.cli.options import (
     EngineOpt,
     FeaturesOpt,
     JsonOpt,
+    LearningRateOpt,
     ModelRefOpt,
     RandomStateOpt,
     SchedulerOpt,
@@ -62,9 +63,7 @@ def train(
     solver: Annotated[
         str | None, typer.Option(help="gd, sgd, minibatch or exact [default: exact].")
     ] = None,
-    learning_rate: Annotated[
-        float | None, typer.Option(help="Step size of gd/sgd/minibatch [default: auto].")
-    ] = None,
+    learning_rate: LearningRateOpt = None,
     max_iter: Annotated[
         int | None, typer.Option(help="Maximum epochs of iterative solvers.")
     ] = None,
@@ -137,16 +136,14 @@ def train(
         selection, plan, estimators, record=record, output=output, model_name=model_name,
         plots=plots, settings=settings,
     )  # fmt: skip
-    if json_output:
-        if len(recorded.candidates) == 1:
-            print_json({**recorded.best.result.to_dict(), "tracking": recorded.to_dict()})
-        else:
-            print_json(
-                {
-                    **recorded.to_dict(),
-                    "candidates": [c.result.to_dict() for c in recorded.candidates],
-                }
-            )
+    if json_output:  # one shape for one model or several (docs/cli.md)
+        print_json(
+            {
+                **recorded.best.result.to_dict(),
+                "candidates": [c.result.to_dict() for c in recorded.candidates],
+                "tracking": recorded.to_dict(),
+            }
+        )
         exit_for(recorded, register)
         return
     from regressops.cli.data import training_data_line

@@ -29,7 +29,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from regressops.config import Settings, get_settings
+from regressops import config_check
+from regressops.config import Settings, config_file, get_settings
 from regressops.data.schemas import (
     BUILTIN_CONTRACTS,
     ColumnRule,
@@ -108,6 +109,31 @@ def get_contract(name: str, settings: Settings | None = None) -> DatasetContract
             reason="invalid_dataset_declaration",
         ) from None
     return _merge(name, decl, base)
+
+
+def check_declarations(settings: Settings | None = None) -> None:
+    """Refuse unknown keys in every ``[datasets.NAME]`` table, naming the closest valid key.
+
+    Raises
+    ------
+    ConfigError
+        ``[datasets.NAME]`` (or its ``columns``) holds a key no declaration has.
+    """
+    settings = settings or get_settings()
+    problems: list[str] = []
+    toml = config_file()
+    text = toml.read_text(encoding="utf-8") if toml is not None else ""
+    for name, raw in settings.datasets.items():
+        if not isinstance(raw, dict):
+            continue
+        where_in = ("datasets", name)
+        for path, message in config_check.unknown_names(raw, DatasetDeclaration, where_in):
+            line = config_check.line_of(text, path) if text else None
+            where = f"{toml}{f' line {line}' if line else ''}: " if toml is not None else ""
+            problems.append(f"{where}{message}")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(problems[0] + more, reason="unknown_setting")
 
 
 def check_dataset_name(name: str) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from regressops.errors import BundleError
+from regressops.errors import BundleError, DataError
 from regressops.features import FeatureSpec
 from regressops.models.quantize import INT8_KIND, QuantizedCoefficients
 
@@ -126,6 +126,18 @@ class ModelBundle:
     def predict_frame(self, frame: Any) -> np.ndarray:
         """Predict a DataFrame (or mapping of columns); missing values are imputed."""
         return self.predict_matrix(self.spec.transform(frame))
+
+    def predict_finite(self, frame: Any) -> np.ndarray:
+        """:meth:`predict_frame`, refusing a prediction that is not finite (as the API does).
+
+        Raises
+        ------
+        DataError
+            ``non_finite_prediction``: an input such as ``1e308`` overflows the model.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            preds = np.asarray(self.predict_frame(frame), dtype=np.float64).reshape(-1)
+        return finite_predictions(preds)
 
     def model_json(self) -> dict[str, Any]:
         """Return the content of ``model.json``."""
@@ -311,3 +323,24 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def finite_predictions(preds: np.ndarray) -> np.ndarray:
+    """Return ``preds`` when every one is finite; else the one error every path gives.
+
+    Raises
+    ------
+    DataError
+        ``non_finite_prediction``, naming the first record (0-based) whose prediction is not
+        finite.
+    """
+    finite = np.isfinite(preds)
+    if not finite.all():
+        i = int(np.flatnonzero(~finite)[0])
+        raise DataError(
+            f"the prediction for record {i} is not a finite number; its inputs are far "
+            "outside the range the model was trained on",
+            reason="non_finite_prediction",
+            row=i,
+        )
+    return preds

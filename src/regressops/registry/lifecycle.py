@@ -6,9 +6,12 @@ Aliases (MLflow's replacement for stages) carry the roles: ``@champion`` is what
 - ``regressops.status``: ``candidate``, ``champion``, ``challenger``, ``previous`` (a champion
   that was replaced) or ``archived``; with ``regressops.status.by`` / ``.at`` / ``.why`` (who,
   when in UTC, why) and an append-only ``regressops.history`` (JSON lines, newest last);
-- ``regressops.replaced``: on a champion, the version it replaced — what ``rollback`` restores;
-- ``regressops.gates``: ``passed``, ``failed`` or ``forced``, and the metrics ``regressops.r2``,
-  ``regressops.rmse`` for listing.
+- ``regressops.replaced``: on a champion, the version it replaced (for reading; ``rollback``
+  walks the registered model's champion history, :mod:`regressops.registry.champions`);
+- ``regressops.gates``: ``passed``, ``failed`` or ``forced`` (a forced promotion also marks
+  its history entry ``"forced": true``), and the metrics ``regressops.r2``, ``regressops.rmse``.
+
+``@challenger`` needs the absolute gates only; beating the champion is what ``@champion`` needs.
 
 Every change runs under :func:`~regressops.registry.locks.registry_lock` and is verified after
 writing; the champion alias is only ever moved (one write), never deleted, and the champion
@@ -28,7 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from regressops.errors import GateFailed, RegistryError
+from regressops.errors import ConfigError, GateFailed, RegistryError
+from regressops.registry import champions
 from regressops.registry.connection import active_tracking, mlflow_errors, sqlite_path, tag_value
 from regressops.registry.locks import SETTLE_S, registry_lock
 
@@ -170,13 +174,17 @@ def promote(
     ------
     GateFailed
         The version failed its gates; the champion did not move.
+    ConfigError
+        A bad alias, or ``force`` without a reason (exit code 2).
     RegistryError
-        Unknown model or version, a bad alias, a busy registry, or a concurrent change detected.
+        Unknown model or version, a busy registry, or a concurrent change detected.
     """
     if alias not in ALIASES:
-        raise RegistryError(f"alias must be one of {ALIASES}, got {alias!r}", reason="bad_alias")
+        raise ConfigError(
+            f"--alias must be one of {', '.join(ALIASES)}, got {alias!r}", reason="bad_alias"
+        )
     if force and not why.strip():
-        raise RegistryError("--force needs a reason (--reason TEXT)", reason="reason_required")
+        raise ConfigError("--force needs a reason (--reason TEXT)", reason="reason_required")
     get_version(client, name, version)
     with registry_lock(client, uri, name) as owner:
         mv = get_version(client, name, version)
@@ -189,7 +197,8 @@ def promote(
                 f"{name} v{version} is @champion; it cannot also be @challenger",
                 reason="is_champion",
             )
-        champion = current if alias == CHAMPION else alias_version(client, name, CHAMPION)
+        # @challenger needs the absolute gates only; beating the champion is what @champion needs
+        champion = current if alias == CHAMPION else None
         report: dict[str, Any] = {}
         gates, summary = "forced", f"forced: {why}"
         if check is None and not force:
@@ -205,47 +214,87 @@ def promote(
                     report=report,
                     summary=summary,
                 )
+        if force:
+            _set_tag(client, name, str(version), GATES, "forced")
         _write_alias(client, uri, name, alias, str(version), epoch, owner)
         previous = str(current.version) if current is not None else None
         reason = why or f"gates {gates}"
         if alias == CHAMPION:
             _set_tag(client, name, str(version), REPLACED, previous or "")
+            _push_champion(client, name, str(version), reason, gates, current)
             if previous is not None:
                 _record(client, name, previous, "previous", f"replaced by v{version}", status=True)
             if _holds(client, name, CHALLENGER, str(version)):
                 client.delete_registered_model_alias(name, CHALLENGER)
         elif previous is not None:
             _record(client, name, previous, "candidate", f"@challenger given to v{version}", True)
-        _record(client, name, str(version), alias, reason, status=True)
+        _record(client, name, str(version), alias, reason, status=True, gates=gates)
     logger.info("%s v%s is now @%s (was %s)", name, version, alias, previous)
     return Change(name, str(version), f"@{alias}", previous, gates, summary, report)
 
 
-def rollback(client: MlflowClient, uri: str, name: str, *, why: str = "") -> Change:
-    """Give ``@champion`` back to the version the current champion replaced.
+def rollback(
+    client: MlflowClient, uri: str, name: str, *, why: str = "", force: bool = False
+) -> Change:
+    """Give ``@champion`` back to the newest earlier champion that may serve again.
+
+    Walks the champion history (:mod:`regressops.registry.champions`) down from the current
+    champion: each rollback goes one step further back and the walk ends when the history is
+    exhausted. Versions archived since they served are skipped unless ``force`` (which needs
+    ``why``); versions that no longer exist are skipped. The current champion is archived.
+
+    Returns
+    -------
+    Change
+        ``detail`` names the reason and every version skipped (``report["skipped"]``).
 
     Raises
     ------
+    ConfigError
+        ``force`` without a reason.
     RegistryError
-        No champion, or no previous champion recorded.
+        No champion, or no earlier champion left.
     """
+    if force and not why.strip():
+        raise ConfigError("--force needs a reason (--reason TEXT)", reason="reason_required")
     with registry_lock(client, uri, name) as owner:
         current = alias_version(client, name, CHAMPION)
         if current is None:
             raise RegistryError(f"model {name!r} has no @champion to roll back", reason="no_alias")
-        previous = current.tags.get(REPLACED) or ""
-        if not previous:
+        model = _require_model(client, name)
+        stack = champions.read_stack(
+            model.tags or {}, str(current.version), current.tags.get(REPLACED) or None
+        )
+        pick = champions.pick_previous(
+            stack, str(current.version), lambda v: _status(client, name, v), force=force
+        )
+        skipped = f"; skipped {', '.join(pick.skipped)}" if pick.skipped else ""
+        if pick.version is None:
             raise RegistryError(
-                f"{name} v{current.version} replaced no earlier champion; nothing to roll back to",
+                f"{name} v{current.version}: no earlier champion to roll back to{skipped}",
                 reason="no_previous",
             )
-        get_version(client, name, previous)
         epoch = _epoch(client, name)
-        _write_alias(client, uri, name, CHAMPION, previous, epoch, owner)
+        _write_alias(client, uri, name, CHAMPION, pick.version, epoch, owner)
+        _set_tag_model(client, name, champions.CHAMPIONS, champions.encode(pick.stack))
         reason = why or "rollback"
+        if force and _status(client, name, pick.version) == "archived":
+            reason = f"forced: {reason}"
         _record(client, name, str(current.version), "archived", f"rolled back: {reason}", True)
-        _record(client, name, previous, CHAMPION, f"restored by rollback: {reason}", status=True)
-    return Change(name, previous, "rollback", str(current.version), detail=reason)
+        _record(
+            client, name, pick.version, CHAMPION, f"restored by rollback: {reason}{skipped}", True
+        )
+    logger.info(
+        "%s: @champion back on v%s (was v%s)%s", name, pick.version, current.version, skipped
+    )
+    return Change(
+        name,
+        pick.version,
+        "rollback",
+        str(current.version),
+        detail=reason + skipped,
+        report={"skipped": pick.skipped},
+    )
 
 
 def archive(client: MlflowClient, uri: str, name: str, version: str, *, why: str = "") -> Change:
@@ -269,56 +318,6 @@ def archive(client: MlflowClient, uri: str, name: str, version: str, *, why: str
                 client.delete_registered_model_alias(name, CHALLENGER)
         _record(client, name, str(version), "archived", why or "archived", status=True)
     return Change(name, str(version), "archived", detail=why)
-
-
-def list_models(client: MlflowClient) -> list[dict[str, Any]]:
-    """One row per registered model: name, versions, champion, challenger, last change."""
-    with mlflow_errors("listing registered models"):
-        models = list(client.search_registered_models(max_results=1000))
-    rows = []
-    for m in sorted(models, key=lambda m: m.name):
-        aliases = m.aliases if isinstance(m.aliases, dict) else {}
-        latest = max((int(v.version) for v in (m.latest_versions or [])), default=None)
-        rows.append(
-            {
-                "name": m.name,
-                "latest": latest,
-                "champion": _str_or_none(aliases.get(CHAMPION)),
-                "challenger": _str_or_none(aliases.get(CHALLENGER)),
-                "updated": _iso(m.last_updated_timestamp),
-            }
-        )
-    return rows
-
-
-def list_versions(client: MlflowClient, name: str) -> list[dict[str, Any]]:
-    """One row per version of ``name``, newest first, with aliases, status and metrics."""
-    model = _require_model(client, name)
-    aliases: dict[str, list[str]] = {}
-    for alias, version in (model.aliases or {}).items():
-        aliases.setdefault(str(version), []).append(alias)
-    with mlflow_errors(f"listing versions of {name!r}"):
-        versions = list(client.search_model_versions(f"name = '{_quote(name)}'", max_results=1000))
-    rows = []
-    for v in sorted(versions, key=lambda v: -int(v.version)):
-        t = v.tags or {}
-        rows.append(
-            {
-                "version": str(v.version),
-                "aliases": sorted(aliases.get(str(v.version), [])),
-                "status": t.get(STATUS, ""),
-                "kind": t.get("regressops.kind", ""),
-                "r2": t.get("regressops.r2"),
-                "rmse": t.get("regressops.rmse"),
-                "gates": t.get(GATES, ""),
-                "by": t.get(f"{STATUS}.by", ""),
-                "at": t.get(f"{STATUS}.at", ""),
-                "why": t.get(f"{STATUS}.why", ""),
-                "run_id": v.run_id,
-                "created": _iso(v.creation_timestamp),
-            }
-        )
-    return rows
 
 
 # ---------------------------------------------------------------------------- internals
@@ -376,7 +375,13 @@ def _write_alias(
 
 
 def _record(
-    client: MlflowClient, name: str, version: str, event: str, why: str, status: bool = False
+    client: MlflowClient,
+    name: str,
+    version: str,
+    event: str,
+    why: str,
+    status: bool = False,
+    gates: str | None = None,
 ) -> None:
     """Tag who/when/why on a version and append the event to its history."""
     who, when = actor(), dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -388,7 +393,9 @@ def _record(
             client.set_model_version_tag(name, version, f"{STATUS}.why", tag_value(why, 500))
         mv = client.get_model_version(name, version)
         lines = (mv.tags or {}).get(HISTORY, "").splitlines()
-        event_doc = {"event": event, "by": who, "at": when, "why": why[:300]}
+        event_doc: dict[str, Any] = {"event": event, "by": who, "at": when, "why": why[:300]}
+        if gates == "forced":
+            event_doc["forced"] = True
         entry = json.dumps(event_doc)
         lines.append(entry)
         while len("\n".join(lines)) > 4800 and len(lines) > 1:
@@ -398,20 +405,38 @@ def _record(
         client.set_registered_model_tag(name, "regressops.last_change", last)
 
 
+def _push_champion(
+    client: MlflowClient, name: str, version: str, why: str, gates: str, current: Any
+) -> None:
+    """Put ``version`` on top of the champion history (who, when, why, gates)."""
+    model = _require_model(client, name)
+    held = str(current.version) if current is not None else None
+    before = (current.tags or {}).get(REPLACED) or None if current is not None else None
+    stack = champions.read_stack(model.tags or {}, held, before)
+    when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    entry = {"version": version, "by": actor(), "at": when, "why": why, "gates": gates}
+    stack = champions.push(stack, entry)
+    _set_tag_model(client, name, champions.CHAMPIONS, champions.encode(stack))
+
+
+def _status(client: MlflowClient, name: str, version: str) -> str | None:
+    """A version's ``regressops.status`` (``""`` when untagged), None when it does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = client.get_model_version(name, str(version))
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    return str((mv.tags or {}).get(STATUS, ""))
+
+
+def _set_tag_model(client: MlflowClient, name: str, key: str, value: str) -> None:
+    with mlflow_errors(f"tagging registered model {name!r}"):
+        client.set_registered_model_tag(name, key, value)
+
+
 def _set_tag(client: MlflowClient, name: str, version: str, key: str, value: str) -> None:
     with mlflow_errors(f"tagging {name!r} v{version}"):
         client.set_model_version_tag(name, version, key, value)
-
-
-def _iso(ms: int | None) -> str:
-    if not ms:
-        return ""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
-
-
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _quote(name: str) -> str:
-    return name.replace("'", "\\'")

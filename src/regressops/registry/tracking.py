@@ -16,7 +16,7 @@ import logging
 import math
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -219,14 +219,38 @@ def log_bundle_model(
     if example is not None:
         example = _example_frame(bundle, example)
         signature = infer_signature(example, bundle.predict_frame(example))
-    return mlflow.pyfunc.log_model(
-        name=MODEL_NAME,
-        loader_module="regressops.registry.pyfunc",
-        data_path=str(staged),
-        signature=signature,
-        input_example=example,
-        pip_requirements=_requirements(),
-    )
+    with _requirements_known():
+        return mlflow.pyfunc.log_model(
+            name=MODEL_NAME,
+            loader_module="regressops.registry.pyfunc",
+            data_path=str(staged),
+            signature=signature,
+            input_example=example,
+            pip_requirements=_requirements(),
+        )
+
+
+@contextlib.contextmanager
+def _requirements_known() -> Iterator[None]:
+    """Spare MLflow its scan of every installed distribution while it logs our model.
+
+    ``log_model`` checks that the environment satisfies the pip requirements; for that it maps
+    every importable module to its distribution (``packages_distributions()``, about 1.5 s of
+    CPU), a map it needs only when a distribution's version cannot be read from its metadata.
+    Our requirements are read from that metadata (:func:`_requirements`), so the check runs on
+    an empty map here; MLflow's own map is left as it was (and built on its next use).
+    """
+    from mlflow.utils import requirements_utils as ru
+
+    if getattr(ru, "_MODULES_TO_PACKAGES", "missing") is not None:
+        yield  # already built (or MLflow changed): nothing to spare
+        return
+    setattr(ru, "_MODULES_TO_PACKAGES", {})  # noqa: B010  (MLflow's private cache)
+    try:
+        yield
+    finally:
+        setattr(ru, "_MODULES_TO_PACKAGES", None)  # noqa: B010
+        setattr(ru, "_PACKAGES_TO_MODULES", None)  # noqa: B010
 
 
 def run_tags(bundle: ModelBundle, dataset: str) -> dict[str, str]:

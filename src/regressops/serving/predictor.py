@@ -26,7 +26,7 @@ import numpy as np
 
 from regressops.errors import DataError, RegressopsError, SchemaError
 from regressops.features import NumericFeature
-from regressops.models.bundle import ModelBundle
+from regressops.models.bundle import ModelBundle, finite_predictions
 from regressops.reasons import Reason
 
 _NUMBER_TYPES = frozenset({int, float})
@@ -93,7 +93,6 @@ class Predictor:
         self.spec = bundle.spec
         self.max_rows = max_rows
         self.names: list[str] = self.spec.names
-        self._name_set = frozenset(self.names)
         self.n_features = len(self.names)
         self.numeric_only = self.spec.is_numeric_only
         self._fast: tuple[np.ndarray, float] | None = None
@@ -212,12 +211,10 @@ class Predictor:
         return self._predict_columns(columns)
 
     def predict_records(self, records: list[Any]) -> Scored:
-        """Predict named records (objects with exactly the spec's features)."""
+        """Predict named records (objects with the spec's features; other keys are ignored)."""
         self._check_count(len(records))
         names = self.names
         try:
-            if set(map(len, records)) != {self.n_features}:
-                raise KeyError
             columns = {n: [r[n] for r in records] for n in names}
         except (KeyError, TypeError, IndexError):
             self.spec.transform_records(records)  # raises, naming the first bad record
@@ -227,18 +224,15 @@ class Predictor:
         return self._predict_columns(columns)
 
     def predict_columns(self, columns: Mapping[str, Any]) -> Scored:
-        """Predict from one list per feature (``{"bmi": [..], "bp": [..]}``)."""
+        """Predict from one list per feature (``{"bmi": [..], "bp": [..]}``), or one record."""
         missing = [n for n in self.names if n not in columns]
-        extra = [c for c in columns if c not in self._name_set]
-        if missing or extra:
-            parts = ([f"missing feature(s) {missing}"] if missing else []) + (
-                [f"unknown feature(s) {sorted(extra)}"] if extra else []
-            )
+        if missing:  # columns that are not features are ignored
             raise SchemaError(
-                f"{'; '.join(parts)}; expected {self.names}",
-                reason="missing_feature" if missing else "unknown_feature",
+                f"missing feature(s) {missing}; expected {self.names}", reason="missing_feature"
             )
         bad = [n for n in self.names if not isinstance(columns[n], list | np.ndarray)]
+        if len(bad) == len(self.names):  # one record ({"bmi": 0.06, ...}), as /stream takes it
+            return self.predict_records([dict(columns)])
         if bad:
             raise SchemaError(
                 f"feature {bad[0]!r} must be a list of values", reason="invalid_shape"
@@ -426,16 +420,7 @@ class Predictor:
 
     @staticmethod
     def _check_finite(preds: np.ndarray) -> np.ndarray:
-        finite = np.isfinite(preds)
-        if not finite.all():
-            i = int(np.flatnonzero(~finite)[0])
-            raise DataError(
-                f"the prediction for record {i} is not a finite number; its inputs are far "
-                "outside the range the model was trained on",
-                reason="non_finite_prediction",
-                row=i,
-            )
-        return preds
+        return finite_predictions(preds)
 
 
 def _json_type(v: Any) -> str:

@@ -103,14 +103,10 @@ def _from_split(split: Any, predictor: Predictor) -> Scored:
         raise SchemaError("duplicate names in columns", reason="duplicate")
     expected = set(predictor.names)
     missing = sorted(expected - set(columns))
-    extra = sorted(set(columns) - expected)
-    if missing or extra:
-        parts = ([f"missing feature(s) {missing}"] if missing else []) + (
-            [f"unknown feature(s) {extra}"] if extra else []
-        )
+    if missing:  # columns that are not features are ignored, as by every path (docs/serving.md)
         raise SchemaError(
-            f"{'; '.join(parts)}; expected {predictor.names}",
-            reason="missing_feature" if missing else "unknown_feature",
+            f"missing feature(s) {missing}; expected {predictor.names}",
+            reason="missing_feature",
         )
     width = len(columns)
     for i, row in enumerate(rows):
@@ -131,15 +127,16 @@ def _csv_columns(body: bytes, predictor: Predictor) -> dict[str, list[Any]]:
     try:
         header = next(reader)
         records = [r for r in reader if r]
-    except (StopIteration, csv.Error) as exc:
-        raise ApiError(400, "invalid_body", f"the CSV body is empty or malformed: {exc}") from None
+    except StopIteration:
+        raise ApiError(400, "invalid_body", "the CSV body is empty") from None
+    except csv.Error as exc:
+        raise ApiError(400, "invalid_body", f"the CSV body is malformed: {exc}") from None
     header = [h.strip() for h in header]
     missing = [n for n in predictor.names if n not in header]
-    extra = [h for h in header if h not in predictor.names]
-    if missing or extra:
+    if missing:  # columns that are not features are ignored, as by every path
         raise SchemaError(
-            f"CSV header: missing {missing}, unknown {extra}; expected {predictor.names}",
-            reason="missing_feature" if missing else "unknown_feature",
+            f"CSV header: missing feature(s) {missing}; expected {predictor.names}",
+            reason="missing_feature",
         )
     if not records:
         raise ApiError(400, "invalid_body", "the CSV body has a header but no rows")

@@ -22,9 +22,9 @@ from regressops.serving.problems import ApiError
 from regressops.serving.schemas import ErrorResponse, Liveness, LogHealth, Readiness, ReloadResult
 from regressops.serving.security import admin_refusal, is_loopback
 from regressops.serving.state import ServingState
+from regressops.serving.supervision import supervisor_pid
 
 ASSETS_PATH = "/docs-assets"
-SUPERVISOR_ENV = "REGRESSOPS_SUPERVISOR_PID"
 
 router = APIRouter(tags=["operations"])
 
@@ -137,9 +137,9 @@ async def reload(request: Request) -> dict[str, Any]:
             403, "forbidden", "reload is allowed from this machine only unless API keys are set"
         )
     result = dict(await state.reload("api"))
-    supervisor = os.environ.get(SUPERVISOR_ENV)
-    if supervisor and supervisor.isdigit() and int(supervisor) == os.getppid():
-        os.kill(int(supervisor), signal.SIGHUP)
+    supervisor = supervisor_pid()
+    if supervisor is not None:
+        os.kill(supervisor, signal.SIGHUP)
         result["workers"] = "every worker is reloading in place"
     return result
 

@@ -198,11 +198,7 @@ def _columns(inputs: list[dict[str, Any]], predictor: Predictor) -> Scored:
     for tensor in inputs:
         name = tensor["name"]
         if name not in kinds:
-            raise ApiError(
-                400,
-                "invalid_body",
-                f"unknown input {name!r}; expected one per feature {predictor.names}",
-            )
+            continue  # an input that is not a feature is ignored, as by every path
         if name in columns:
             raise ApiError(400, "invalid_body", f"input {name!r} is given twice")
         shape = _shape(tensor)

@@ -23,13 +23,15 @@ import logging
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from typing import Any
 
 from regressops.config import Settings, get_settings
 from regressops.serving.loader import load_model
 from regressops.serving.metrics import MULTIPROC_ENV
-from regressops.serving.routes_ops import SUPERVISOR_ENV
 from regressops.serving.security import bind_warning
+from regressops.serving.supervision import SUPERVISOR_ENV, start_reload_round
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ def serve(
     shadow: str | None = None,
     access_log: bool = False,
     log_level: str = "info",
+    progress: Callable[[str, str], None] | None = None,
 ) -> None:
     """Serve a model until SIGTERM or Ctrl-C.
 
@@ -87,6 +90,10 @@ def serve(
         Log every request line (uvicorn's access log).
     log_level : str, default="info"
         uvicorn's log level.
+    progress : callable, optional
+        ``progress(stage, line)``: called with ``"loading"`` before the model is resolved and
+        loaded (seconds for ``models:/``) and ``"loaded"`` once it is (``regressops serve``
+        shows a spinner, then the line).
 
     Raises
     ------
@@ -102,14 +109,20 @@ def serve(
     port = serve_cfg.port if port is None else port
     workers = workers or serve_cfg.workers
     log_target = prediction_log if prediction_log is not None else serve_cfg.prediction_log
+    say = progress or (lambda _stage, line: logger.info(line))
+    say("loading", f"resolving and loading {ref or 'the model'} ...")
+    started = time.perf_counter()
     bundle = load_model(ref)  # fail fast with a clear message
     shadow = shadow or serve_cfg.shadow
     if shadow:
         from regressops.serving.shadow import check_shadow
 
         check_shadow(bundle, load_model(shadow))
-    logger.info(
-        "model %s version %s loads; starting %d worker(s)", bundle.name, bundle.version, workers
+    say(
+        "loaded",
+        f"model {bundle.name} version {bundle.version} loaded in "
+        f"{time.perf_counter() - started:.1f} s; starting {workers} worker(s) on "
+        f"http://{host}:{port}",
     )
     if (warning := bind_warning(host, settings.api_key_list())) is not None:
         logger.warning(warning)
@@ -160,6 +173,7 @@ def _run_workers(config: Any) -> None:
     class ForwardingSupervisor(Multiprocess):
         def handle_hup(self) -> None:
             logger.info("SIGHUP: every worker reloads its model in place")
+            start_reload_round(os.environ.get(MULTIPROC_ENV))
             for process in self.processes:
                 if process.pid is not None and process.process.is_alive():
                     os.kill(process.pid, signal.SIGHUP)

@@ -23,13 +23,13 @@ import anyio
 
 from regressops.config import Settings
 from regressops.errors import ConfigError, RegressopsError
-from regressops.serving import loader
+from regressops.serving import loader, supervision
 from regressops.serving.log.batch import LogBatch
 from regressops.serving.log.labels import LabelSink, labels_target
 from regressops.serving.log.process import open_server_sink
 from regressops.serving.log.queue import PredictionLogger
 from regressops.serving.log.segments import Rotation
-from regressops.serving.metrics import ServingMetrics, mark_process_dead
+from regressops.serving.metrics import ServingMetrics, mark_process_dead, multiprocess_dir
 from regressops.serving.predictor import Predictor, Scored
 from regressops.serving.problems import ApiError
 from regressops.serving.security import ApiKeyGuard
@@ -91,6 +91,8 @@ class ServingState:
                 max_rows=settings.serve.max_rows,
                 max_pending_rows=settings.serve.shadow_max_pending_rows,
             )
+        self._watch_task: asyncio.Task[None] | None = None
+        self._echo_pending = False  # an API reload's SIGHUP round will come back to this worker
 
     # ------------------------------------------------------------------ lifecycle
     def _load(self) -> Predictor:
@@ -133,6 +135,8 @@ class ServingState:
         self._flush_task = loop.create_task(self._flush_metrics(METRICS_FLUSH_SECONDS))
         if self.settings.serve.reload_poll_seconds > 0:
             self._poll_task = loop.create_task(self._poll(self.settings.serve.reload_poll_seconds))
+        if (supervisor := supervision.supervisor_pid()) is not None:
+            self._watch_task = loop.create_task(supervision.watch_supervisor(supervisor))
         # Everything built so far lives as long as the process: move it out of the collector's
         # reach, so the many short-lived objects of JSON bodies do not trigger full scans of it.
         gc.collect()
@@ -147,6 +151,8 @@ class ServingState:
             self._poll_task.cancel()
         if self._flush_task is not None:
             self._flush_task.cancel()
+        if self._watch_task is not None:
+            self._watch_task.cancel()
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if self.shadow is not None:  # its last rows go to the log before the log closes
@@ -183,6 +189,12 @@ class ServingState:
             409 ``reload_failed`` naming why; the old model keeps serving.
         """
         async with self._reload_lock:
+            supervised = supervision.supervisor_pid() is not None
+            if trigger == "SIGHUP" and self._echo_pending:
+                # the round this worker's own API reload started: its model is already new
+                self._echo_pending = False
+                self._count_ok(trigger, supervised)
+                return self.last_reload
             previous = self.predictor
             at = datetime.now(UTC).isoformat(timespec="seconds")
             try:
@@ -193,7 +205,10 @@ class ServingState:
                 logger.exception("reload failed")
                 return self._reload_failed(trigger, at, previous, exc.__class__.__name__)
             self._set_predictor(predictor)
-            self.metrics.reloads.labels("ok").inc()
+            if trigger == "api" and supervised:
+                self._echo_pending = True  # counted once, by the round the supervisor starts
+            else:
+                self._count_ok(trigger, supervised)
             self.last_reload = {
                 "reloaded": True,
                 "name": predictor.name,
@@ -204,6 +219,13 @@ class ServingState:
             }
             logger.info("reloaded %s: version %s", predictor.name, predictor.version)
             return self.last_reload
+
+    def _count_ok(self, trigger: str, supervised: bool) -> None:
+        """Count a reload; a round over several workers counts once (its first claimer)."""
+        if not (supervised and trigger == "SIGHUP") or supervision.claim_reload_round(
+            multiprocess_dir()
+        ):
+            self.metrics.reloads.labels("ok").inc()
 
     def _reload_failed(
         self, trigger: str, at: str, previous: Predictor | None, why: str

@@ -18,11 +18,12 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from regressops.config import Settings, get_settings
 from regressops.errors import ConfigError, RegistryError
@@ -212,6 +213,8 @@ def train_candidates(
     notify(training.TrainEvent("load"))
     td = load_training_data(data, settings=settings, key=split.key)
     record = record or RecordPlan()
+    if record.track or record.register:  # import MLflow while the models train
+        _Warm.start_for(record.tracking_uri or settings.resolved_tracking_uri)
     results = []
     for params in estimators:
         out: Path | None = None
@@ -266,7 +269,7 @@ def record_training(
     name = first.bundle.name
     train_rows, test_rows = td.frame.iloc[split.train], td.frame.iloc[split.test]
     store = record.tracking_uri or settings.resolved_tracking_uri
-    client, error = _connect(store) if record.track or record.register else (None, None)
+    client, error = _Warm.connect(store) if record.track or record.register else (None, None)
     champion = None
     if client is not None:
         try:
@@ -321,6 +324,45 @@ def record_training(
 
 
 # ---------------------------------------------------------------------------- internals
+class _Warm(threading.Thread):
+    """Import MLflow in the background while candidates train.
+
+    Importing MLflow and its store modules takes seconds; training needs neither, so ``train``
+    starts this thread first and :meth:`connect` joins it before connecting. The thread only
+    imports: it writes nothing (no store is created for a command that then fails) and logs
+    nothing. A failure of any kind in it (even an import deadlock with the main thread) only
+    means importing again in the caller's thread.
+    """
+
+    _started: ClassVar[dict[str, _Warm]] = {}
+
+    def __init__(self, store: str) -> None:
+        super().__init__(name="regressops-tracking-warmup", daemon=True)
+        self.store = store
+
+    def run(self) -> None:
+        try:
+            import mlflow.pyfunc  # what connecting and logging the model import
+            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  (the embedded store)
+        except BaseException as exc:  # import again in the caller's thread
+            logger.debug("background import of MLflow failed: %r", exc)
+
+    @classmethod
+    def start_for(cls, store: str) -> None:
+        """Start warming ``store`` up (once per store at a time)."""
+        if store not in cls._started:
+            warm = cls._started[store] = cls(store)
+            warm.start()
+
+    @classmethod
+    def connect(cls, store: str) -> tuple[Any, str | None]:
+        """``_connect(store)``, once the warm-up thread (if one ran) has imported MLflow."""
+        warm = cls._started.pop(store, None)
+        if warm is not None:
+            warm.join()
+        return _connect(store)
+
+
 def _connect(store: str) -> tuple[Any, str | None]:
     from regressops.registry.connection import connect
 

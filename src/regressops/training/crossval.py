@@ -92,9 +92,15 @@ def cross_validate(
         ``cv`` out of range.
     """
     n = len(frame)
+    if n < 2:
+        raise ConfigError(
+            f"cross-validation needs at least 2 training rows, but the split left {n}; lower "
+            "--test-size or pass --cv 0",
+            reason="invalid_cv",
+        )
     if not 2 <= cv <= n:
         raise ConfigError(
-            f"cross-validation needs between 2 and {n} folds, got {cv}", reason="invalid_cv"
+            f"--cv must be between 2 and {n} (the training rows), got {cv}", reason="invalid_cv"
         )
     from sklearn.model_selection import KFold
 

@@ -189,7 +189,9 @@ def predict(
 ) -> PredictionResult:
     """Predict every row of a table file and write it with a ``prediction`` column.
 
-    Missing feature values are imputed as in training; extra columns are kept as they are.
+    Missing feature values are imputed as in training; extra columns are kept as they are (and
+    ignored by the model). A row whose prediction is not finite (an input such as ``1e308``)
+    is refused with the API's error, ``non_finite_prediction``.
 
     Parameters
     ----------
@@ -236,7 +238,7 @@ def predict(
             reason="column_exists",
         )
     result = frame.copy()
-    result[PREDICTION_COLUMN] = bundle.predict_frame(frame)
+    result[PREDICTION_COLUMN] = bundle.predict_finite(frame)
     try:
         write_table(result, out)
     except OSError as exc:

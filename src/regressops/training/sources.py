@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,8 @@ def load_training_data(
     categorical = [
         c for c in chosen if c in declared_cat or frame[c].to_numpy().dtype.kind not in "iuf"
     ]
+    for column in categorical:
+        _warn_if_dates(frame[column], column)
     lineage.update(
         {
             "rows": len(frame),
@@ -237,9 +240,10 @@ def _from_dataset(
         return frame, contract.target, features, categorical, lineage, contract.key
     if data_version is not None:
         raise ConfigError(
-            f"--data-version {data_version} needs dataset {name!r} in the lake, but it has no "
-            f"clean version; run 'regressops extract --dataset {name}' and 'regressops "
-            f"validate --dataset {name}' first",
+            f"clean version {data_version} of dataset {name!r} is needed (--data-version, or the "
+            f"version the model was trained on), but the lake has no clean version of it; run "
+            f"'regressops extract --dataset {name}' and 'regressops validate --dataset {name}' "
+            "first",
             reason="not_validated",
         )
     if name in settings.datasets and name not in DATASETS:
@@ -295,7 +299,7 @@ def _check_features(features: Sequence[str], columns: list[str], target: str) ->
 def _check_target(column: pd.Series, name: str) -> None:
     values = column.to_numpy()
     if values.dtype.kind not in "iuf":
-        example = next((v for v in values.tolist() if not _is_number(v)), None)
+        example = next((v for v in values.tolist() if not _reads_as_number(v)), None)
         raise DataError(
             f"target column {name!r} is not numeric (e.g. {example!r}); regression needs a "
             "numeric target",
@@ -319,5 +323,35 @@ def _missing(v: Any) -> bool:
     return type(v).__name__ in ("NAType", "NaTType")
 
 
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def _warn_if_dates(column: pd.Series, name: str) -> None:
+    """Warn when a column to one-hot encode holds dates: one category per date is useless."""
+    if column.dtype.kind != "M":
+        sample = column.dropna().head(200).tolist()
+        if not sample or not all(isinstance(v, str) and _DATE.match(v.strip()) for v in sample):
+            return
+    distinct = column.nunique(dropna=True)
+    logger.warning(
+        "column %r holds dates: it is one-hot encoded as %d categories (one per date), which "
+        "says nothing about a date the model has not seen; leave it out with --features, or "
+        "derive numbers from it (e.g. days since a start date) before training",
+        name,
+        distinct,
+    )
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, int | float | np.number) and not isinstance(v, bool)
+
+
+def _reads_as_number(v: Any) -> bool:
+    """A value that is not what makes a column non-numeric: a number, a numeric text, a gap."""
+    if v is None or _is_number(v):
+        return True
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(v, bool)

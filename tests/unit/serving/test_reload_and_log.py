@@ -376,7 +376,7 @@ def test_predictions_reads_the_last_rows_of_a_sql_log(tmp_path: Path) -> None:
     assert [r["row"] for r in iter_log_rows(url, tmp_path)] == [0, 1, 2, 0, 1]
     with pytest.raises(ConfigError, match="no prediction_log table"):
         last_log_rows(f"sqlite:///{tmp_path / 'empty.db'}", tmp_path, 2)
-    with pytest.raises(ConfigError, match="cannot read prediction log"):
+    with pytest.raises(ConfigError, match="nothing logged yet: no server has written"):
         last_log_rows(str(tmp_path / "missing.jsonl"), tmp_path, 2)
 
 
@@ -395,5 +395,5 @@ def test_a_torn_fragment_is_skipped_with_a_warning_and_a_line_being_written_ends
     path.write_bytes(second[:40] + b"\n" + first + b"\n")  # a fragment ended by a newline
     assert [r["request_id"] for r in iter_log_rows(str(path), tmp_path)] == ["a", "a"]
     path.write_text("[1, 2]\n")
-    with pytest.raises(DataError, match="not a prediction log line"):
+    with pytest.raises(DataError, match="is not a prediction log"):
         list(iter_log_rows(str(path), tmp_path))

@@ -47,7 +47,7 @@ def test_cross_validation_matches_scikit_learn(diabetes) -> None:  # type: ignor
     assert set(flat) == {
         f"cv_{m}_{s}" for m in ("r2", "rmse", "mse", "mae") for s in ("mean", "std")
     }
-    with pytest.raises(ConfigError, match="between 2 and 442 folds, got 1"):
+    with pytest.raises(ConfigError, match="between 2 and 442 \\(the training rows\\), got 1"):
         cross_validate(diabetes, target=info.target, features=info.features, kind="linear", cv=1)
 
 

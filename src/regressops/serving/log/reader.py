@@ -31,6 +31,12 @@ logger = logging.getLogger(__name__)
 _ROW_FIELDS = ("ts", "request_id", "endpoint", "model_name", "model_version")
 
 
+class NothingLogged(ConfigError):
+    """The prediction log does not exist yet: no server has written to it."""
+
+    default_reason = "nothing_logged"
+
+
 def require_log_target(target: str | None, home: Path) -> str:
     """The file or URL a server started with ``--prediction-log target`` writes to."""
     where = resolve_log_target(target, home)
@@ -109,10 +115,13 @@ def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:
     """The decoded JSON lines of a log file (a line still being appended ends the file)."""
     try:
         handle = path.open("rb")
+    except FileNotFoundError:
+        raise NothingLogged(f"nothing logged yet: no server has written {path}") from None
     except OSError as exc:
         raise ConfigError(
             f"cannot read prediction log {path}: {exc.strerror}", reason="prediction_log"
         ) from None
+    good = damaged = 0
     with handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -123,21 +132,38 @@ def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:
                 if not line.endswith(b"\n"):  # a writer is appending this very line
                     return
                 doc = _recover(line)
+                if doc is None:
+                    damaged += 1
+                    if not good and damaged >= 2:  # two lines at the start: not a log at all
+                        raise _not_a_log(path) from None
                 # A write stopped by a full disk or a killed writer leaves a torn fragment that
                 # the next append continues; the fragment's rows are written again in full.
-                logger.warning(
-                    "line %d of %s holds a torn fragment (%s)",
-                    number,
-                    path,
-                    "skipped; the whole line after it is read" if doc else "skipped",
-                )
+                if good or doc is not None:
+                    logger.warning(
+                        "line %d of %s holds a torn fragment (%s)",
+                        number,
+                        path,
+                        "skipped; the whole line after it is read" if doc else "skipped",
+                    )
                 if doc is None:
                     continue
-            if not isinstance(doc, dict):
+            if not isinstance(doc, dict) or "rows" not in doc:
+                if not good:
+                    raise _not_a_log(path)
                 raise DataError(
                     f"line {number} of {path} is not a prediction log line", reason="bad_log_line"
                 )
+            if not good and damaged:
+                logger.warning("line 1 of %s is damaged (not JSON); skipped", path)
+            good += 1
             yield doc
+
+
+def _not_a_log(path: Path) -> DataError:
+    return DataError(
+        f"{path} is not a prediction log (its first lines are not the JSON lines a server writes)",
+        reason="not_a_prediction_log",
+    )
 
 
 _LINE_START = b'{"ts":'
@@ -160,7 +186,17 @@ def _recover(line: bytes) -> dict[str, Any] | None:
 
 
 def last_log_rows(target: str | None, home: Path, n: int) -> tuple[list[dict[str, Any]], int]:
-    """The last ``n`` logged rows (oldest first) and the number of rows in the whole log."""
+    """The last ``n`` logged rows (oldest first) and the number of rows in the whole log.
+
+    Raises
+    ------
+    NothingLogged
+        No server has written the log yet (no file, no table).
+    DataError
+        The file is not a prediction log.
+    ConfigError
+        The log is off, or its database cannot be reached.
+    """
     where = require_log_target(target, home)
     if is_sql_url(where):
         return list(_sql_rows(where, last=n)), _sql_count(where)
@@ -193,12 +229,21 @@ def _engine(url: str) -> Any:
 def _table(engine: Any) -> Any:
     import sqlalchemy as sa
 
+    from regressops.redact import redact_text, redact_url
+
     try:
         return sa.Table(TABLE_NAME, sa.MetaData(), autoload_with=engine)
     except sa.exc.NoSuchTableError:
+        raise NothingLogged(
+            f"nothing logged yet: the database has no {TABLE_NAME} table (no server has "
+            "logged to it)"
+        ) from None
+    except sa.exc.OperationalError as exc:
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         raise ConfigError(
-            f"the database has no {TABLE_NAME} table: no server has logged to it yet",
-            reason="prediction_log",
+            f"cannot reach the prediction log database {redact_url(engine.url)}: "
+            f"{redact_text(cause[0] if cause else exc.__class__.__name__)}",
+            reason="prediction_log_unreachable",
         ) from None
     except sa.exc.SQLAlchemyError as exc:
         raise ConfigError(
