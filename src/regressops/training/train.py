@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from regressops.models.bundle import ModelBundle
 from regressops.training.lineage import environment
 from regressops.training.metrics import regression_metrics
 from regressops.training.sources import load_training_data
+
+if TYPE_CHECKING:
+    from regressops.monitoring.reference import ReferenceProfile
 
 logger = logging.getLogger(__name__)
 
@@ -266,8 +269,23 @@ def train(
     )
     out = Path(output) if output is not None else settings.models_dir / name
     iterative = solver_name in ITERATIVE_SOLVERS
+    from regressops.monitoring.reference import build_reference
+
+    reference = build_reference(  # the drift reference: monitoring needs no training data
+        train_rows,
+        kinds={f.name: f.kind for f in spec.features},
+        source=f"training rows of {name} ({td.lineage.get('dataset') or td.lineage.get('path')})",
+        predictions=pred_train,
+        target=td.target,
+        sample_size=settings.monitor.reference_sample,
+    )
     writer = _artifact_writer(
-        bundle, y_test, pred_test, loss_curve if iterative else None, plots=plots
+        bundle,
+        y_test,
+        pred_test,
+        loss_curve if iterative else None,
+        plots=plots,
+        reference=reference,
     )
     try:
         path = bundle.save(out, write_artifacts=writer)
@@ -381,11 +399,15 @@ def _artifact_writer(
     loss_curve: list[float] | None,
     *,
     plots: bool,
+    reference: ReferenceProfile | None = None,
 ) -> Callable[[Path], dict[str, Any]]:
-    """Write the model artefact (non-linear kinds) and the plots into the bundle's temp dir."""
+    """Write the model artefact (non-linear kinds), the drift reference and the plots into the
+    bundle's temp dir."""
 
     def write(directory: Path) -> dict[str, Any]:
         fields: dict[str, Any] = {}
+        if reference is not None:
+            reference.save(directory)
         if not bundle.is_linear:
             from regressops.models.skops_io import skops_writer
 
