@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from data_helpers import make_settings
 
+from helpers.data import make_settings
 from regressops.config import Settings
 from regressops.data.demo_db import DemoDbResult, seed_demo_db
 

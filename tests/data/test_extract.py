@@ -6,8 +6,8 @@ import sqlite3
 
 import numpy as np
 import pytest
-from data_helpers import lake_files, sqlite_url
 
+from helpers.data import lake_files, sqlite_url
 from regressops.config import Settings
 from regressops.data.demo_db import DemoDbResult
 from regressops.data.extract import extract

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from data_helpers import make_settings
 
+from helpers.data import make_settings
 from regressops.config import Settings
 from regressops.data.catalog import describe
 from regressops.data.demo_db import DemoDbResult

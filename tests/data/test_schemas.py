@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from data_helpers import make_settings
 
+from helpers.data import make_settings
 from regressops.config import Settings
 from regressops.data.coerce import coerce
 from regressops.data.declarations import get_contract

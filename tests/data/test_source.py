@@ -17,13 +17,12 @@ from regressops.data.source import (
     describe_db_error,
     is_transient,
     read_only,
-    redact_text,
-    redact_url,
     resolve_source_url,
     split_table_name,
     with_retries,
 )
 from regressops.errors import ConfigError, DataError, SourceError
+from regressops.redact import redact_text, redact_url
 
 
 def test_redact_url_drops_password_and_secret_parameters() -> None:

@@ -8,8 +8,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from data_helpers import lake_files, make_settings
 
+from helpers.data import lake_files, make_settings
 from regressops.config import Settings
 from regressops.data.coerce import batch_to_frame, coerce
 from regressops.data.declarations import get_contract

@@ -273,8 +273,8 @@ def test_predictions_shows_the_newest_logged_rows(home: Path) -> None:
 
     import numpy as np
 
-    from regressops.serving.log_batch import LogBatch
-    from regressops.serving.log_sinks import JsonLinesSink
+    from regressops.serving.log.batch import LogBatch
+    from regressops.serving.log.sinks import JsonLinesSink
 
     features = np.arange(8.0).reshape(4, 2)
     sink = JsonLinesSink(home / "predictions.jsonl")  # where `serve` logs by default

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from registry_helpers import diabetes_split, free_port, race_promotions, train_and_log
 
+from helpers.registry import diabetes_split, free_port, race_promotions, train_and_log
 from regressops.config import GateSettings, Settings
 from regressops.models.bundle import load_bundle
 from regressops.registry import lifecycle

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from registry_helpers import diabetes_split, race_promotions, train_and_log
 
+from helpers.registry import diabetes_split, race_promotions, train_and_log
 from regressops.config import GateSettings, Settings
 from regressops.errors import ConfigError, GateFailed, RegistryError
 from regressops.models.bundle import load_bundle

@@ -11,10 +11,10 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
-from serving_support import ServerProcess
 from tritonclient.utils import InferenceServerException
 
-from bundles import make_bundle
+from helpers.bundles import make_bundle
+from helpers.servers import ServerProcess
 from regressops.models.bundle import ModelBundle
 
 ROW = [0.038, 0.050, 0.061, 0.021, -0.044, -0.034, -0.043, -0.002, 0.019, -0.017]

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from serving_support import ServerProcess
 
-from bundles import make_bundle
+from helpers.bundles import make_bundle
+from helpers.servers import ServerProcess
 
 ROW = [0.038, 0.050, 0.061, 0.021, -0.044, -0.034, -0.043, -0.002, 0.019, -0.017]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from serving_support import ServerProcess, requests_then_sigterm
 
-from bundles import make_bundle
-from regressops.serving.log_reader import iter_log_rows
+from helpers.bundles import make_bundle
+from helpers.servers import ServerProcess, requests_then_sigterm
+from regressops.serving.log.reader import iter_log_rows
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ROW = [0.038, 0.050, 0.061, 0.021, -0.044, -0.034, -0.043, -0.002, 0.019, -0.017]

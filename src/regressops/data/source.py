@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from regressops.config import Settings
 from regressops.errors import ConfigError, DataError, RegressopsError, SourceError
+from regressops.redact import redact_text, redact_url
 
 if TYPE_CHECKING:
     from sqlalchemy import URL, Connection, Engine
@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 DEMO_DB_FILE = "demo.db"
 ENV_PREFIX = "env:"
-_SECRET_PARAM = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)
 _FORBIDDEN = frozenset(
     {
         *("INSERT", "UPDATE", "DELETE", "MERGE", "UPSERT", "REPLACE", "TRUNCATE", "DROP"),
@@ -132,33 +131,6 @@ def resolve_source_url(
     if password_env and url.password is None and os.environ.get(password_env):
         url = url.set(password=os.environ[password_env])
     return url
-
-
-def redact_url(url: URL | str) -> str:
-    """Return ``url`` without its password and secret-looking query parameters."""
-    from sqlalchemy import make_url
-
-    try:
-        parsed = make_url(url) if isinstance(url, str) else url
-    except Exception:
-        return redact_text(str(url))
-    from sqlalchemy import URL
-
-    query = {k: v for k, v in parsed.query.items() if not _SECRET_PARAM.search(k)}
-    clean = URL.create(
-        parsed.drivername,
-        username=parsed.username,
-        host=parsed.host,
-        port=parsed.port,
-        database=parsed.database,
-        query=query,
-    )
-    return clean.render_as_string(hide_password=False)
-
-
-def redact_text(text: str) -> str:
-    """Mask ``user:password@`` credentials inside free text (error messages, URLs)."""
-    return re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
 
 
 def _scrub(text: str, url: URL) -> str:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from regressops.config import Settings, get_settings
 from regressops.errors import RegistryError
+from regressops.redact import redact_text
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -38,18 +37,6 @@ FAIL_FAST_ENV = {
 PROBE_TIMEOUT_S = 3.0
 _URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 _NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST"}
-
-
-def redact_uri(uri: str) -> str:
-    """Return ``uri`` without a password (``postgresql://u:***@host/db``)."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return re.sub(r"//[^@/]*@", "//***@", uri)
-    if parts.password is None:
-        return uri
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def tracking_uri(settings: Settings | None = None, override: str | None = None) -> str:
@@ -103,7 +90,7 @@ def connect(uri: str, *, probe: bool = True) -> MlflowClient:
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     if probe and not is_http(uri):
-        with mlflow_errors(f"tracking store {redact_uri(uri)}", unavailable=True):
+        with mlflow_errors(f"tracking store {redact_text(uri)}", unavailable=True):
             client.search_experiments(max_results=1)
     return client
 
@@ -148,13 +135,13 @@ def _probe_http(uri: str) -> None:
         response = httpx.get(url, timeout=PROBE_TIMEOUT_S)
     except httpx.HTTPError as exc:
         raise RegistryError(
-            f"tracking server {redact_uri(uri)} is unreachable ({type(exc).__name__}); start it "
+            f"tracking server {redact_text(uri)} is unreachable ({type(exc).__name__}); start it "
             "or point --tracking-uri / REGRESSOPS_TRACKING_URI at a running one",
             reason="tracking_unavailable",
         ) from None
     if response.status_code >= 500:
         raise RegistryError(
-            f"tracking server {redact_uri(uri)} is not healthy (HTTP {response.status_code})",
+            f"tracking server {redact_text(uri)} is not healthy (HTTP {response.status_code})",
             reason="tracking_unavailable",
         )
 
@@ -210,11 +197,6 @@ def _looks_unreachable(message: str) -> bool:
 def _first_line(text: str, limit: int = 300) -> str:
     line = redact_text(text.strip().splitlines()[0] if text.strip() else "")
     return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def redact_text(text: str) -> str:
-    """Replace passwords in any URL inside ``text`` by ``***``."""
-    return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
 
 
 def tag_value(value: Any, limit: int = 5000) -> str:

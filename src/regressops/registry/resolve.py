@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 from regressops.config import Settings, get_settings
 from regressops.errors import ConfigError, RegistryError
-from regressops.registry.connection import connect, mlflow_errors, redact_uri, tracking_uri
+from regressops.redact import redact_text
+from regressops.registry.connection import connect, mlflow_errors, tracking_uri
 from regressops.registry.lifecycle import alias_version, get_version
 from regressops.registry.pyfunc import BUNDLE_SUBPATH
 
@@ -176,7 +177,7 @@ def _download(client: MlflowClient, name: str, version: str, target: Path, store
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=target.parent))
     try:
-        with mlflow_errors(f"downloading {name!r} v{version} from {redact_uri(store)}"):
+        with mlflow_errors(f"downloading {name!r} v{version} from {redact_text(store)}"):
             root = client.get_model_version_download_uri(name, version)
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=f"{root.rstrip('/')}/{BUNDLE_SUBPATH}",
@@ -191,7 +192,7 @@ def _download(client: MlflowClient, name: str, version: str, target: Path, store
             )
         doc = json.loads((bundle / "model.json").read_text(encoding="utf-8"))
         doc["version"] = version
-        doc["registry"] = {"name": name, "version": version, "uri": redact_uri(store)}
+        doc["registry"] = {"name": name, "version": version, "uri": redact_text(store)}
         (bundle / "model.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         try:
             bundle.rename(target)

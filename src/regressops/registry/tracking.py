@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regressops.config import Settings, get_settings
+from regressops.redact import redact_text
 from regressops.registry.connection import (
     active_tracking,
     connect,
     is_http,
     mlflow_errors,
-    redact_text,
-    redact_uri,
     tag_value,
 )
 
@@ -107,7 +106,7 @@ def ensure_experiment(
     On a local store (anything but an MLflow server) artefacts go under ``<home>/mlartifacts``
     rather than MLflow's ``./mlruns`` default.
     """
-    with mlflow_errors(f"experiment {name!r} on {redact_uri(uri)}"):
+    with mlflow_errors(f"experiment {name!r} on {redact_text(uri)}"):
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
             return str(experiment.experiment_id)
@@ -167,7 +166,7 @@ def log_training_run(
     experiment_id = ensure_experiment(client, experiment or record.dataset, uri, settings)
     bundle = record.bundle
     with (
-        mlflow_errors(f"logging the run to {redact_uri(uri)}"),
+        mlflow_errors(f"logging the run to {redact_text(uri)}"),
         contextlib.redirect_stdout(io.StringIO()),  # MLflow prints run links to stdout
         active_tracking(uri),
         mlflow.start_run(
@@ -196,7 +195,7 @@ def log_training_run(
             mlflow.log_artifact(str(heldout), Path(EVAL_ARTIFACT).parent.as_posix())
             example = record.eval_frame[bundle.spec.names].head(5)
         info = log_bundle_model(bundle, record.bundle_dir, Path(tmp), example)
-    logger.info("logged run %s to %s", run.info.run_id, redact_uri(uri))
+    logger.info("logged run %s to %s", run.info.run_id, redact_text(uri))
     return LoggedRun(
         run_id=run.info.run_id,
         experiment_id=experiment_id,

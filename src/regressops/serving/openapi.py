@@ -94,7 +94,7 @@ def prediction_paths(state: ServingState) -> dict[str, Any]:
         ]
     }
     seed_status = (400, 413, 415, 422, 503)
-    predict_body = {
+    predict_object = {
         "type": "object",
         "required": ["data"],
         "properties": {
@@ -106,6 +106,18 @@ def prediction_paths(state: ServingState) -> dict[str, Any]:
                 "description": "report: list invalid records in errors and score the rest",
             },
         },
+    }
+    predict_body = {
+        "oneOf": [
+            predict_object,
+            {
+                "type": "array",
+                "items": record,
+                "minItems": 1,
+                "maxItems": max_rows,
+                "description": "a bare list of records (the seed service's list[dict] form)",
+            },
+        ]
     }
     mlflow_json = {
         "type": "object",
@@ -210,7 +222,8 @@ def prediction_paths(state: ServingState) -> dict[str, Any]:
                 op_id="predict",
                 tag=_SEED,
                 summary="Predict named records, optionally per record",
-                description='With "on_error": "report" invalid records are listed in errors.',
+                description='A bare list of records, or {"data": ..., "on_error": ...}; with '
+                '"on_error": "report" invalid records are listed in errors.',
                 body=_json(predict_body),
                 ok="PredictResponse",
                 error="ErrorResponse",

@@ -3,7 +3,8 @@
 ``/stream`` and ``/batch`` take ``{"data": ...}`` in three forms: JSON text of the input (the
 seed clients send ``json.dumps(X)`` inside JSON), positional lists, or named records.
 ``/predict`` takes the same ``data`` plus ``"on_error": "report"`` to list invalid records in
-``errors`` instead of failing the batch.
+``errors`` instead of failing the batch, or, as the seed service's ``basic_predict(input_data:
+list[dict])`` does, a bare JSON list of records (``[{"bmi": 0.06}, {"bmi": 0.01}]``).
 """
 
 from __future__ import annotations
@@ -23,12 +24,18 @@ from regressops.serving.state import ServingState
 router = APIRouter(tags=["seed API"])
 
 
-def _data(req: HotRequest) -> tuple[dict[str, Any], Any]:
+def _data(req: HotRequest, *, bare_list: bool = False) -> tuple[dict[str, Any], Any]:
+    """The request's document and its input; ``bare_list`` also takes a JSON list as the input."""
     require_json(req)
     doc = decode_json(req.body)
+    if bare_list and isinstance(doc, list):
+        return {}, doc
     if not isinstance(doc, dict) or "data" not in doc:
+        expected = "a JSON list of records, or " if bare_list else ""
         raise ApiError(
-            400, "invalid_body", 'expected a JSON object with a "data" field holding the input'
+            400,
+            "invalid_body",
+            f'expected {expected}a JSON object with a "data" field holding the input',
         )
     data = doc["data"]
     if isinstance(data, str):
@@ -72,9 +79,10 @@ def batch(state: ServingState, req: HotRequest) -> HotReply:
 
 
 def predict(state: ServingState, req: HotRequest) -> HotReply:
-    """``POST /predict``: named records → ``{"predictions", "version", "errors"}``."""
+    """``POST /predict``: named records (bare, or under ``data``) → ``{"predictions", "version",
+    "errors"}``."""
     predictor = state.require_predictor()
-    doc, data = _data(req)
+    doc, data = _data(req, bare_list=True)
     on_error = doc.get("on_error", "fail")
     if on_error not in ("fail", "report"):
         raise ApiError(400, "invalid_body", '"on_error" must be "fail" or "report"')

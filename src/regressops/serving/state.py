@@ -24,10 +24,10 @@ import anyio
 from regressops.config import Settings
 from regressops.errors import ConfigError, RegressopsError
 from regressops.serving import loader
-from regressops.serving.log_batch import LogBatch
-from regressops.serving.log_process import open_log_sink
+from regressops.serving.log.batch import LogBatch
+from regressops.serving.log.process import open_server_sink
+from regressops.serving.log.queue import PredictionLogger
 from regressops.serving.metrics import ServingMetrics, mark_process_dead
-from regressops.serving.prediction_log import PredictionLogger
 from regressops.serving.predictor import Predictor, Scored
 from regressops.serving.problems import ApiError
 from regressops.serving.security import ApiKeyGuard
@@ -83,7 +83,7 @@ class ServingState:
         predictor = await anyio.to_thread.run_sync(self._load)
         self._set_predictor(predictor)
         sink = await anyio.to_thread.run_sync(
-            open_log_sink, self.log_target, self.settings.home, self.settings.serve.log_writer
+            open_server_sink, self.log_target, self.settings.home, self.settings.serve.log_writer
         )
         if sink is not None:
             self.plog = PredictionLogger(

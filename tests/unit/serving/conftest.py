@@ -1,6 +1,6 @@
 """Fixtures for the serving unit tests: bundles fitted with numpy least squares, in-process apps.
 
-The bundles come from ``tests/bundles.py`` (FeatureSpec + ``numpy.linalg.lstsq``), so the
+The bundles come from ``tests/helpers/bundles.py`` (FeatureSpec + ``numpy.linalg.lstsq``), so the
 serving tests do not depend on the training code.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from bundles import make_bundle
+from helpers.bundles import make_bundle
 from regressops.config import Settings
 from regressops.models.bundle import ModelBundle
 from regressops.serving.app import create_app

@@ -65,6 +65,30 @@ def test_predict_fails_whole_batch_or_reports_per_record(
     assert client.post("/predict", json={"data": [good]}).json()["errors"] is None
 
 
+def test_predict_takes_the_seed_clients_bare_list_of_records(
+    client: TestClient, diabetes_bundle: tuple[Path, ModelBundle]
+) -> None:
+    bundle = diabetes_bundle[1]
+    records = [_record(bundle), _record(bundle, [v / 2 for v in ROW])]
+    expected = bundle.predict_records(records).tolist()
+    r = client.post("/predict", json=records)
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "predictions": pytest.approx(expected),
+        "version": "1",
+        "errors": None,
+    }
+    assert client.post("/predict", json={"data": records}).json() == r.json()
+    for body, fragment in (([], "at least one"), ({"rows": records}, "a JSON list of records")):
+        bad = client.post("/predict", json=body)
+        assert bad.status_code in (400, 422), bad.text
+        assert fragment in bad.json()["message"]
+    schema = client.get("/openapi.json").json()
+    forms = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    kinds = [s.get("type") for s in forms["schema"]["oneOf"]]
+    assert kinds == ["object", "array"]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "status", "reason", "fragment"),
     [

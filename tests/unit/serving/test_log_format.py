@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from regressops.serving.log_batch import LogBatch
-from regressops.serving.log_reader import iter_log_rows
-from regressops.serving.log_sinks import JsonLinesSink
+from regressops.serving.log.batch import LogBatch
+from regressops.serving.log.reader import iter_log_rows
+from regressops.serving.log.sinks import JsonLinesSink
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 names = st.lists(
@@ -68,7 +68,7 @@ def test_lines_read_back_as_the_rows(group: list[LogBatch], line_rows: int) -> N
 def test_the_last_rows_are_the_tail_of_all_rows(
     sizes: list[int], last: int, line_rows: int
 ) -> None:
-    from regressops.serving.log_reader import last_log_rows
+    from regressops.serving.log.reader import last_log_rows
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "log.jsonl"

@@ -15,11 +15,11 @@ import orjson
 import pytest
 
 from regressops.errors import ConfigError
-from regressops.serving.log_batch import LogBatch
-from regressops.serving.log_process import HybridSink, ProcessSink, decode, encode, payload_size
-from regressops.serving.log_reader import iter_log_rows
-from regressops.serving.log_sinks import JsonLinesSink, PartialWriteError
-from regressops.serving.prediction_log import PredictionLogger
+from regressops.serving.log.batch import LogBatch
+from regressops.serving.log.process import HybridSink, ProcessSink, decode, encode, payload_size
+from regressops.serving.log.queue import PredictionLogger
+from regressops.serving.log.reader import iter_log_rows
+from regressops.serving.log.sinks import JsonLinesSink, PartialWriteError
 
 
 def _matrix_batch(n: int, rid: str) -> LogBatch:
@@ -132,7 +132,7 @@ def test_without_a_writer_process_the_server_logs_from_its_thread(
     tmp_path: Path, diabetes_bundle: Any, client_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from regressops.config import Settings
-    from regressops.serving import log_process
+    from regressops.serving.log import process as log_process
 
     def no_processes(*args: Any, **kwargs: Any) -> Any:
         raise OSError("fork refused")
@@ -150,13 +150,13 @@ def test_log_writer_setting_picks_the_sink_and_refuses_unknown_values(
     from pydantic import ValidationError
 
     from regressops.config import ServeSettings, Settings
-    from regressops.serving.log_process import open_log_sink
+    from regressops.serving.log.process import open_server_sink
 
     settings = Settings(home=tmp_path, serve=ServeSettings(log_writer="thread"))
     with client_factory(settings, diabetes_bundle[0]) as c:
         assert isinstance(c.app.state.serving.plog.sink, JsonLinesSink)
-    assert open_log_sink("off", tmp_path) is None
-    sink = open_log_sink(None, tmp_path)
+    assert open_server_sink("off", tmp_path) is None
+    sink = open_server_sink(None, tmp_path)
     assert isinstance(sink, HybridSink)
     sink.close()
     with pytest.raises(ValidationError, match="log_writer"):

@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from regressops.config import ServeSettings, Settings
 from regressops.errors import ConfigError, DataError
 from regressops.serving import loader
-from regressops.serving.log_batch import LogBatch
-from regressops.serving.log_reader import iter_log_rows, last_log_rows
-from regressops.serving.log_sinks import JsonLinesSink, PartialWriteError, SqlSink, open_sink
-from regressops.serving.prediction_log import PredictionLogger
+from regressops.serving.log.batch import LogBatch
+from regressops.serving.log.queue import PredictionLogger
+from regressops.serving.log.reader import iter_log_rows, last_log_rows
+from regressops.serving.log.sinks import JsonLinesSink, PartialWriteError, SqlSink, open_thread_sink
 
 ROW = [0.038, 0.050, 0.061, 0.021, -0.044, -0.034, -0.043, -0.002, 0.019, -0.017]
 
@@ -183,7 +183,7 @@ def test_logger_loses_nothing_and_retries_a_failing_sink(tmp_path: Path) -> None
 
 def test_sql_sink_on_sqlite(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'log.db'}"
-    sink = open_sink(url, tmp_path)
+    sink = open_thread_sink(url, tmp_path)
     assert isinstance(sink, SqlSink)
     assert sink.write([_batch(3, "a"), _batch(2, "b")]) == 5
     sink.close()
@@ -197,12 +197,12 @@ def test_sql_sink_on_sqlite(tmp_path: Path) -> None:
 
 
 def test_open_sink_targets(tmp_path: Path) -> None:
-    assert open_sink("off", tmp_path) is None
-    default = open_sink(None, tmp_path)
+    assert open_thread_sink("off", tmp_path) is None
+    default = open_thread_sink(None, tmp_path)
     assert isinstance(default, JsonLinesSink) and default.path == tmp_path / "predictions.jsonl"
     default.close()
     with pytest.raises(ConfigError, match="cannot open prediction log"):
-        open_sink(str(tmp_path / "predictions.jsonl" / "x" / "y"), tmp_path)
+        open_thread_sink(str(tmp_path / "predictions.jsonl" / "x" / "y"), tmp_path)
 
 
 def test_loader_references(tmp_path: Path, bundle_factory: Any) -> None:
@@ -345,7 +345,7 @@ def test_a_backlogged_log_holds_requests_until_the_sink_catches_up(
 
 def test_predictions_reads_the_last_rows_of_a_sql_log(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'log.db'}"
-    sink = open_sink(url, tmp_path)
+    sink = open_thread_sink(url, tmp_path)
     assert sink is not None
     sink.write([_batch(3, "a"), _batch(2, "b")])
     sink.close()

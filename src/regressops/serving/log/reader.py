@@ -1,7 +1,7 @@
 """Read the prediction log back, one record per predicted row, whichever sink wrote it.
 
 The JSON-lines sink stores one line per request (per slice of at most
-:data:`~regressops.serving.log_batch.LINE_ROWS` rows), column by column; the SQL sink one
+:data:`~regressops.serving.log.batch.LINE_ROWS` rows), column by column; the SQL sink one
 table row per prediction. Both read back as the same records::
 
     {"ts": "2026-01-01T12:00:00.123456+00:00", "request_id": "…", "endpoint": "/batch",
@@ -23,16 +23,16 @@ from typing import Any
 import orjson
 
 from regressops.errors import ConfigError, DataError
-from regressops.serving.log_sinks import TABLE_NAME, is_sql_url, log_destination
+from regressops.serving.log.sinks import TABLE_NAME, is_sql_url, resolve_log_target
 
 logger = logging.getLogger(__name__)
 
 _ROW_FIELDS = ("ts", "request_id", "endpoint", "model_name", "model_version")
 
 
-def log_location(target: str | None, home: Path) -> str:
+def require_log_target(target: str | None, home: Path) -> str:
     """The file or URL a server started with ``--prediction-log target`` writes to."""
-    where = log_destination(target, home)
+    where = resolve_log_target(target, home)
     if where is None:
         raise ConfigError("the prediction log is off; name a file or a URL", reason="no_log")
     return where
@@ -77,7 +77,7 @@ def iter_log_rows(target: str | None, home: Path) -> Iterator[dict[str, Any]]:
     DataError
         A line of the file is not a prediction log line.
     """
-    where = log_location(target, home)
+    where = require_log_target(target, home)
     if is_sql_url(where):
         yield from _sql_rows(where, last=None)
         return
@@ -115,7 +115,7 @@ def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:
 
 def last_log_rows(target: str | None, home: Path, n: int) -> tuple[list[dict[str, Any]], int]:
     """The last ``n`` logged rows (oldest first) and the number of rows in the whole log."""
-    where = log_location(target, home)
+    where = require_log_target(target, home)
     if is_sql_url(where):
         return list(_sql_rows(where, last=n)), _sql_count(where)
     # Only the lines that hold the last n rows are expanded into records: a large log is

@@ -8,10 +8,10 @@ handling runs it after the last in-flight request), drains the queue before it r
 the sink falls behind by more than ``max_pending_rows``, :meth:`PredictionLogger.wait_for_room`
 holds the requests that add more (backpressure instead of unbounded memory or lost rows).
 
-The pieces: :mod:`~regressops.serving.log_batch` (a request's rows and their JSON lines),
-:mod:`~regressops.serving.log_sinks` (the JSON-lines file and the SQL table),
-:mod:`~regressops.serving.log_process` (the writer process for large requests) and
-:mod:`~regressops.serving.log_reader` (one record per row back from either sink).
+The pieces: :mod:`~regressops.serving.log.batch` (a request's rows and their JSON lines),
+:mod:`~regressops.serving.log.sinks` (the JSON-lines file and the SQL table),
+:mod:`~regressops.serving.log.process` (the writer process for large requests) and
+:mod:`~regressops.serving.log.reader` (one record per row back from either sink).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import time
 from collections import deque
 from typing import Any
 
-from regressops.serving.log_batch import LogBatch
-from regressops.serving.log_sinks import PartialWriteError, PredictionSink
+from regressops.serving.log.batch import LogBatch
+from regressops.serving.log.sinks import PartialWriteError, PredictionSink
 
 logger = logging.getLogger(__name__)
 

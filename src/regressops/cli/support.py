@@ -246,3 +246,18 @@ def with_progress(fn: Callable[..., T], *, show: bool) -> Callable[..., T]:
             return fn(progress=on_event, **kwargs)
 
     return call
+
+
+def quiet_mlflow() -> None:
+    """Keep MLflow's INFO lines off the terminal (unless MLFLOW_LOGGING_LEVEL says otherwise)."""
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+
+
+def settings_for(tracking_uri: str | None) -> Any:
+    """The settings, with ``--tracking-uri`` (when given) in place of the configured store."""
+    from regressops.config import get_settings
+
+    settings = get_settings()
+    if tracking_uri:
+        settings = settings.model_copy(update={"tracking_uri": tracking_uri})
+    return settings

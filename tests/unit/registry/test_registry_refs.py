@@ -7,8 +7,9 @@ import os
 import pytest
 
 from regressops.errors import ConfigError, RegistryError
+from regressops.redact import redact_text
 from regressops.registry import is_model_uri, parse_model_uri
-from regressops.registry.connection import connect, redact_text, redact_uri
+from regressops.registry.connection import connect
 
 
 @pytest.mark.parametrize(
@@ -34,8 +35,8 @@ def test_bad_model_uri_is_a_clear_error(bad: str) -> None:
 
 
 def test_passwords_never_appear() -> None:
-    assert redact_uri("postgresql://u:s3cret@db:5432/x") == "postgresql://u:***@db:5432/x"
-    assert redact_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert redact_text("postgresql://u:s3cret@db:5432/x") == "postgresql://u:***@db:5432/x"
+    assert redact_text("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
     assert "s3cret" not in redact_text("failed: postgresql+psycopg://me:s3cret@host/db refused")
 
 

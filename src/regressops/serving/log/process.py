@@ -1,11 +1,11 @@
 """A writer process for the prediction log: formatting and disk writes off the server's GIL.
 
 The server's writer thread hands each interval's batches to :class:`ProcessSink`, which sends
-them down a pipe to a child process (``python -m regressops.serving.log_process``) as raw
+them down a pipe to a child process (``python -m regressops.serving.log.process``) as raw
 float64 buffers plus a small JSON header — no formatting, and ``writev`` releases the GIL while
 the kernel copies. The child rebuilds the batches, writes them with the real sink
-(:class:`~regressops.serving.log_sinks.JsonLinesSink` or
-:class:`~regressops.serving.log_sinks.SqlSink`) and acknowledges how many it wrote; only
+(:class:`~regressops.serving.log.sinks.JsonLinesSink` or
+:class:`~regressops.serving.log.sinks.SqlSink`) and acknowledges how many it wrote; only
 then does the server count the rows as written. So a child that dies or fails leaves the rows in
 the server's queue, and the next write starts a new child and sends them again.
 
@@ -36,13 +36,13 @@ import numpy as np
 import orjson
 
 from regressops.errors import ConfigError
-from regressops.serving.log_batch import LogBatch
-from regressops.serving.log_sinks import (
+from regressops.serving.log.batch import LogBatch
+from regressops.serving.log.sinks import (
     PartialWriteError,
     PredictionSink,
     is_off,
     is_sql_url,
-    open_sink,
+    open_thread_sink,
     writev_all,
 )
 
@@ -55,7 +55,7 @@ START_SECONDS = 60.0
 
 
 class ProcessSink:
-    """A :class:`~regressops.serving.log_sinks.PredictionSink` run by a child process.
+    """A :class:`~regressops.serving.log.sinks.PredictionSink` run by a child process.
 
     Parameters
     ----------
@@ -81,7 +81,7 @@ class ProcessSink:
         env[_TARGET_ENV] = "" if self.target is None else self.target  # env, not argv: secrets
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "regressops.serving.log_process"],
+            [sys.executable, "-m", "regressops.serving.log.process"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -167,7 +167,7 @@ class HybridSink:
     """
 
     def __init__(self, target: str | None, home: Path, *, min_rows: int = 64) -> None:
-        small = open_sink(target, home)
+        small = open_thread_sink(target, home)
         assert small is not None
         self.small: PredictionSink = small
         self.min_rows = min_rows
@@ -214,7 +214,9 @@ class HybridSink:
             self.small.close()
 
 
-def open_log_sink(target: str | None, home: Path, writer: str = "process") -> PredictionSink | None:
+def open_server_sink(
+    target: str | None, home: Path, writer: str = "process"
+) -> PredictionSink | None:
     """The sink a server started with ``--prediction-log target`` writes through.
 
     ``None`` when the log is off; a SQL URL, or ``writer="thread"``, writes from the server's
@@ -233,7 +235,7 @@ def open_log_sink(target: str | None, home: Path, writer: str = "process") -> Pr
             return HybridSink(target, home)
         except OSError as exc:  # no process can be started here
             logger.warning("no prediction log writer process (%s); using a thread", exc)
-    return open_sink(target, home)
+    return open_thread_sink(target, home)
 
 
 def _read_answer(stream: IO[bytes]) -> dict[str, Any] | None:
@@ -334,7 +336,7 @@ def main() -> int:
     home = Path(os.environ.get(_HOME_ENV, "."))
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     try:
-        sink: PredictionSink | None = open_sink(target, home)
+        sink: PredictionSink | None = open_thread_sink(target, home)
     except ConfigError as exc:
         stdout.write(orjson.dumps({"ready": False, "error": exc.message}) + b"\n")
         return 2

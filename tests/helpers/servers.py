@@ -1,4 +1,4 @@
-"""Helpers for the serving tests: real uvicorn servers (and the bundles of ``tests/bundles.py``).
+"""Helpers for the serving tests: real uvicorn servers (and the bundles of ``helpers.bundles``).
 
 Servers are real ``uvicorn`` processes on 127.0.0.1 with a free port, always stopped by the
 fixture that started them.

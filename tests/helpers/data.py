@@ -1,4 +1,4 @@
-"""Helpers of the data-platform tests (imported as ``data_helpers``)."""
+"""Helpers of the data-platform tests (imported as ``helpers.data``)."""
 
 from __future__ import annotations
 

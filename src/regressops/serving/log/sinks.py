@@ -1,7 +1,7 @@
 """Where the prediction log's rows go: a JSON-lines file or a SQL table.
 
 - :class:`JsonLinesSink` (default, ``<home>/predictions.jsonl``): the lines of
-  :meth:`~regressops.serving.log_batch.LogBatch.json_lines`, appended with ``O_APPEND`` in one
+  :meth:`~regressops.serving.log.batch.LogBatch.json_lines`, appended with ``O_APPEND`` in one
   ``writev`` per 8 MB, so several workers (and the writer process) can share the file;
 - :class:`SqlSink` (any SQLAlchemy URL): one table row per prediction in ``prediction_log``,
   inserted with bound parameters.
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from regressops.errors import ConfigError
-from regressops.serving.log_batch import LogBatch
+from regressops.serving.log.batch import LogBatch
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class SqlSink:
         self.engine.dispose()
 
 
-def log_destination(target: str | None, home: Path) -> str | None:
+def resolve_log_target(target: str | None, home: Path) -> str | None:
     """The file or URL ``--prediction-log target`` names: None → ``<home>/predictions.jsonl``;
     ``"off"`` → ``None``."""
     if target is None:
@@ -231,15 +231,15 @@ def log_destination(target: str | None, home: Path) -> str | None:
     return None if is_off(target) else target
 
 
-def open_sink(target: str | None, home: Path) -> PredictionSink | None:
-    """Build the sink ``target`` names (see :func:`log_destination`); ``None`` when off.
+def open_thread_sink(target: str | None, home: Path) -> PredictionSink | None:
+    """Build the sink ``target`` names (see :func:`resolve_log_target`); ``None`` when off.
 
     Raises
     ------
     ConfigError
         The file cannot be opened or the database URL is invalid or unreachable.
     """
-    where = log_destination(target, home)
+    where = resolve_log_target(target, home)
     if where is None:
         return None
     return SqlSink(where) if is_sql_url(where) else JsonLinesSink(where)

@@ -1,7 +1,7 @@
 """Data-platform commands: ``demo-db``, ``extract``, ``validate`` and ``data show``.
 
 Mounted on the root app by :mod:`regressops.cli`. Each command calls one library function of
-:mod:`regressops.data` through :func:`~regressops.cli_support.run` (one-line errors, exit
+:mod:`regressops.data` through :func:`~regressops.cli.support.run` (one-line errors, exit
 codes) and prints a short summary, or JSON with ``--json``.
 """
 
@@ -14,19 +14,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from regressops.cli_support import err, out, print_json, run, shown
+from regressops.cli.options import DatasetNameOpt, JsonOpt
+from regressops.cli.support import err, out, print_json, run, shown
 from regressops.errors import ConfigError
 
 if TYPE_CHECKING:
     from regressops.pipelines.data_path import DataPathResult
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")]
-NameOpt = Annotated[
-    str,
-    typer.Option(
-        "--dataset", "-d", help="Dataset: a built-in one or one declared in regressops.toml."
-    ),
-]
 
 data_app = typer.Typer(
     help="Inspect the lake: datasets, versions, row counts, validation reports.",
@@ -80,7 +73,7 @@ def demo_db(
 
 
 def extract(
-    dataset: NameOpt,
+    dataset: DatasetNameOpt,
     source_url: Annotated[
         str | None,
         typer.Option(help="SQLAlchemy URL or env:VAR [default: declared, else the demo db]."),
@@ -134,7 +127,7 @@ def extract(
 
 
 def validate(
-    dataset: NameOpt,
+    dataset: DatasetNameOpt,
     version: Annotated[
         int | None, typer.Option(min=0, help="Raw version to validate [default: the newest].")
     ] = None,
