@@ -335,9 +335,9 @@ def _predict(bundle: ModelBundle, frame: pd.DataFrame) -> np.ndarray:
 def _log_window(
     request: MonitorRequest, bundle: ModelBundle, kinds: dict[str, str], settings: Settings
 ) -> tuple[LogWindow, dict[str, Any]]:
-    from regressops.serving.log_reader import log_location
+    from regressops.serving.log.reader import require_log_target
 
-    where = log_location(request.prediction_log or settings.serve.prediction_log, settings.home)
+    where = require_log_target(request.prediction_log or settings.serve.prediction_log, settings.home)
     selection = dataclasses.replace(
         request.selection, model_name=bundle.name, model_version=bundle.version
     )

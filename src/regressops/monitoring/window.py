@@ -1,7 +1,7 @@
 """The current window: logged rows read as columnar numpy blocks, never one dict per row.
 
 A JSON line of the prediction log holds one request's rows column by column
-(:meth:`~regressops.serving.log_batch.LogBatch.json_lines`); each line becomes one numpy block
+(:meth:`~regressops.serving.log.batch.LogBatch.json_lines`); each line becomes one numpy block
 per numeric feature (``None`` → NaN) and a count per category, kept in a list per column and
 joined only when the detector asks for that column (so the window's memory is its float64 size
 plus one column). The SQL sink is read in chunks of :data:`SQL_CHUNK` rows with the filters in
@@ -210,7 +210,7 @@ def read_window(
         A line is malformed, a feature is missing from the logged rows, or a numeric feature
         holds text.
     """
-    from regressops.serving.log_sinks import is_sql_url
+    from regressops.serving.log.sinks import is_sql_url
 
     blocks = (
         _sql_blocks(where, kinds, selection, keep_ids)
@@ -273,7 +273,7 @@ def _file_blocks(
 
 def _lines(path: Path) -> Iterator[dict[str, Any]]:
     """Decoded lines of a JSON-lines log (the log reader's: a torn line is skipped, loudly)."""
-    from regressops.serving.log_reader import _iter_lines
+    from regressops.serving.log.reader import _iter_lines
 
     return _iter_lines(path)
 
@@ -330,7 +330,7 @@ def _sql_blocks(
     """Chunks of the SQL log table with the filters in the query."""
     import sqlalchemy as sa
 
-    from regressops.serving.log_reader import _engine, _table
+    from regressops.serving.log.reader import _engine, _table
 
     engine = _engine(url)
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitoring_support import diabetes_rows, log_rows
+from helpers.monitoring import diabetes_rows, log_rows
 from regressops.models.bundle import load_bundle
 
 

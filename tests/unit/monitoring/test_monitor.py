@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring_support import diabetes_rows, log_rows
+from helpers.monitoring import diabetes_rows, log_rows
 from regressops.config import MonitorSettings, Settings
 from regressops.errors import BundleError, ConfigError, DataError
 from regressops.models.bundle import load_bundle

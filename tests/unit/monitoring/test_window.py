@@ -10,7 +10,7 @@ import pytest
 
 from regressops.errors import DataError
 from regressops.monitoring.window import LogSelection, read_window
-from regressops.serving.log_batch import LogBatch
+from regressops.serving.log.batch import LogBatch
 
 NAMES = ["a", "b", "colour"]
 KINDS = {"a": "numeric", "b": "numeric", "colour": "categorical"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from regressops.models.bundle import ModelBundle
-from regressops.serving.log_batch import LogBatch
+from regressops.serving.log.batch import LogBatch
 
 
 def diabetes_rows() -> np.ndarray:
