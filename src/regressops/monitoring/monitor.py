@@ -337,7 +337,8 @@ def _log_window(
 ) -> tuple[LogWindow, dict[str, Any]]:
     from regressops.serving.log.reader import require_log_target
 
-    where = require_log_target(request.prediction_log or settings.serve.prediction_log, settings.home)
+    target = request.prediction_log or settings.serve.prediction_log
+    where = require_log_target(target, settings.home)
     selection = dataclasses.replace(
         request.selection, model_name=bundle.name, model_version=bundle.version
     )
