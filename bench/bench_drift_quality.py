@@ -58,8 +58,10 @@ def _ev_kind(col: pd.Series) -> str:
 def _ev_counts(ref: pd.Series, cur: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     keys = sorted(set(ref.dropna().unique()) | set(cur.dropna().unique()), key=str)
     rc, cc = ref.value_counts(), cur.value_counts()
-    return (np.array([rc.get(k, 0) for k in keys], dtype=float),
-            np.array([cc.get(k, 0) for k in keys], dtype=float))  # fmt: skip
+    return (
+        np.array([rc.get(k, 0) for k in keys], dtype=float),
+        np.array([cc.get(k, 0) for k in keys], dtype=float),
+    )
 
 
 def _ev_drifted(ref: pd.Series, cur: pd.Series, kind: str) -> bool:
@@ -138,8 +140,12 @@ def run_dataset(name: str, splits: int, evidently_python: str | None, ev_splits:
         "ours_fdr_off": lambda r, c: ours(r, c, kinds, fdr=False),
         "evidently_rule": evidently_rule,
     }
-    result: dict[str, Any] = {"dataset": name, "rows": len(frame), "features": len(kinds),
-                              "splits": splits}  # fmt: skip
+    result: dict[str, Any] = {
+        "dataset": name,
+        "rows": len(frame),
+        "features": len(kinds),
+        "splits": splits,
+    }
     # false alarms
     for judge, fn in judges.items():
         flags = [fn(frame.iloc[r], frame.iloc[c]) for r, c in cuts]
@@ -162,8 +168,9 @@ def run_dataset(name: str, splits: int, evidently_python: str | None, ev_splits:
             for i, (r, c) in enumerate(sub):
                 col = shiftable[i % len(shiftable)]
                 by = delta * float(frame[col].std())
-                jobs.append({"ref": r.tolist(), "cur": c.tolist(),
-                             "shift": {"column": col, "by": by}})  # fmt: skip
+                jobs.append(
+                    {"ref": r.tolist(), "cur": c.tolist(), "shift": {"column": col, "by": by}}
+                )
         drifted = _run_evidently(evidently_python, frame, jobs)
         real = _alarm_rates(drifted[: len(sub)], len(kinds))
         for k, delta in enumerate(SHIFTS):
@@ -207,8 +214,10 @@ def main() -> None:
     parser.add_argument("--evidently-splits", type=int, default=50)
     parser.add_argument("--output", type=Path, default=None, help="Write the results as JSON.")
     args = parser.parse_args()
-    results = [run_dataset(name, args.splits, args.evidently_python, args.evidently_splits)
-               for name in args.datasets.split(",")]  # fmt: skip
+    results = [
+        run_dataset(name, args.splits, args.evidently_python, args.evidently_splits)
+        for name in args.datasets.split(",")
+    ]
     text = json.dumps(results, indent=2)
     if args.output:
         args.output.write_text(text + "\n")

@@ -53,11 +53,21 @@ def build_bundle(directory: Path, rng: np.random.Generator) -> tuple[Path, np.nd
     coef = rng.normal(size=FEATURES)
     frame = pd.DataFrame(X, columns=names)
     spec = FeatureSpec.fit(frame, scale=False)
-    bundle = ModelBundle(name="bench", kind="linear", spec=spec, coef=coef, intercept=0.0,
-                         metrics={"rmse": 0.1, "r2": 0.99, "mse": 0.01, "mae": 0.08})  # fmt: skip
+    bundle = ModelBundle(
+        name="bench",
+        kind="linear",
+        spec=spec,
+        coef=coef,
+        intercept=0.0,
+        metrics={"rmse": 0.1, "r2": 0.99, "mse": 0.01, "mae": 0.08},
+    )
     path = bundle.save(directory / "bundle")
-    build_reference(frame, kinds=dict.fromkeys(names, "numeric"), source="bench training rows",
-                    predictions=X @ coef).save(path)  # fmt: skip
+    build_reference(
+        frame,
+        kinds=dict.fromkeys(names, "numeric"),
+        source="bench training rows",
+        predictions=X @ coef,
+    ).save(path)
     return path, coef
 
 
@@ -72,8 +82,9 @@ def write_log(path: Path, rows: int, coef: np.ndarray, rng: np.random.Generator)
             n = min(REQUEST_ROWS, rows - done)
             X = rng.normal(size=(n, FEATURES))
             X[:, :SHIFTED] += 0.3
-            batch = LogBatch(time.time(), f"r{done}", "/batch", "bench", "local", names, X,
-                             X @ coef, 1.0)  # fmt: skip
+            batch = LogBatch(
+                time.time(), f"r{done}", "/batch", "bench", "local", names, X, X @ coef, 1.0
+            )
             for line in batch.json_lines():
                 fh.write(line + b"\n")
             done += n
@@ -86,10 +97,21 @@ def time_cli(bundle: Path, log: Path, out: Path, repeat: int) -> tuple[list[floa
     for _ in range(repeat):
         started = time.perf_counter()
         done = subprocess.run(
-            [str(exe), "monitor", "--model", str(bundle), "--prediction-log", str(log),
-             "-o", str(out), "--json"],
-            capture_output=True, check=True, text=True,
-        )  # fmt: skip
+            [
+                str(exe),
+                "monitor",
+                "--model",
+                str(bundle),
+                "--prediction-log",
+                str(log),
+                "-o",
+                str(out),
+                "--json",
+            ],
+            capture_output=True,
+            check=True,
+            text=True,
+        )
         seconds.append(time.perf_counter() - started)
         rss = max(rss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
     return seconds, rss, json.loads(done.stdout)
@@ -146,13 +168,18 @@ def main() -> None:
             evidently = run_evidently(args.evidently_python, ref, cur, root, args.evidently_repeat)
     ours = statistics.median(seconds)
     result = {
-        "rows": args.rows, "features": FEATURES,
-        "ours_seconds": seconds, "ours_median": ours, "ours_peak_rss_mb": rss,
-        "traced_peak_mb": peak, "window_float64_mb": window_mb,
-        "peak_over_window": peak / window_mb, "scipy_loop_seconds": scipy_s,
+        "rows": args.rows,
+        "features": FEATURES,
+        "ours_seconds": seconds,
+        "ours_median": ours,
+        "ours_peak_rss_mb": rss,
+        "traced_peak_mb": peak,
+        "window_float64_mb": window_mb,
+        "peak_over_window": peak / window_mb,
+        "scipy_loop_seconds": scipy_s,
         "evidently_seconds": evidently,
         "evidently_over_ours": statistics.median(evidently) / ours if evidently else None,
-    }  # fmt: skip
+    }
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
@@ -166,8 +193,13 @@ def run_evidently(
     pd.DataFrame(ref, columns=names).to_csv(root / "ref.csv", index=False)
     pd.DataFrame(cur, columns=names).to_csv(root / "cur.csv", index=False)
     job = {"csv_ref": str(root / "ref.csv"), "csv_cur": str(root / "cur.csv"), "repeat": repeat}
-    done = subprocess.run([python, str(HERE / "evidently_runner.py")], input=json.dumps(job),
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        [python, str(HERE / "evidently_runner.py")],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return list(json.loads(done.stdout)["seconds"])
 
 

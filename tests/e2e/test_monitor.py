@@ -27,17 +27,29 @@ SHIFTED = ("bmi", "s5")
 
 def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGRESSOPS_")}
-    env |= {"REGRESSOPS_HOME": str(home), "REGRESSOPS_CONFIG": str(home / "absent.toml"),
-            "COLUMNS": "200"}  # fmt: skip
-    return subprocess.run([str(REGRESSOPS), *args], env=env, capture_output=True, text=True,
-                          timeout=300, check=False)  # fmt: skip
+    env |= {
+        "REGRESSOPS_HOME": str(home),
+        "REGRESSOPS_CONFIG": str(home / "absent.toml"),
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [str(REGRESSOPS), *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("home")
-    done = cli("train", "--dataset", "diabetes", "-o", str(home / "bundle"), "--no-plots",
-               "--no-track", home=home)  # fmt: skip
+    done = cli(
+        "train",
+        "--dataset",
+        "diabetes",
+        "-o",
+        str(home / "bundle"),
+        "--no-plots",
+        "--no-track",
+        home=home,
+    )
     assert done.returncode == 0, done.stderr
     return home / "bundle"
 
@@ -65,16 +77,37 @@ def serve_and_post(bundle: Path, home: Path, prediction_log: str) -> None:
 
 
 def check_monitor(bundle: Path, home: Path, log: str, out: Path) -> dict:
-    done = cli("monitor", "--model", str(bundle), "--prediction-log", log, "-o", str(out),
-               "--last", "600", "--fail-on", "drift", home=home)  # fmt: skip
+    done = cli(
+        "monitor",
+        "--model",
+        str(bundle),
+        "--prediction-log",
+        log,
+        "-o",
+        str(out),
+        "--last",
+        "600",
+        "--fail-on",
+        "drift",
+        home=home,
+    )
     assert done.returncode == 0, done.stderr  # 2 of 10 features: no dataset drift
     assert "no dataset drift" in done.stdout and "bmi" in done.stdout
     doc = json.loads((out / "drift.json").read_text())
     assert doc["drifted_features"] == list(SHIFTED)
     assert doc["current"]["rows"] == 600
     assert doc["model"]["name"] == "diabetes"
-    everything = cli("monitor", "--model", str(bundle), "--prediction-log", log, "-o",
-                     str(out / "all"), "--json", home=home)  # fmt: skip
+    everything = cli(
+        "monitor",
+        "--model",
+        str(bundle),
+        "--prediction-log",
+        log,
+        "-o",
+        str(out / "all"),
+        "--json",
+        home=home,
+    )
     assert everything.returncode == 0, everything.stderr
     assert json.loads(everything.stdout)["current"]["rows"] == 900
     return doc
@@ -109,19 +142,44 @@ def test_fail_on_drift_exits_8_and_bad_input_is_one_line(trained: Path, tmp_path
     names = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
     frame = pd.DataFrame(data, columns=names)
     (frame + frame.std()).to_csv(tmp_path / "moved.csv", index=False)
-    done = cli("monitor", "--model", str(trained), "--current-data", str(tmp_path / "moved.csv"),
-               "-o", str(tmp_path / "out"), "--fail-on", "drift", home=home)  # fmt: skip
+    done = cli(
+        "monitor",
+        "--model",
+        str(trained),
+        "--current-data",
+        str(tmp_path / "moved.csv"),
+        "-o",
+        str(tmp_path / "out"),
+        "--fail-on",
+        "drift",
+        home=home,
+    )
     assert done.returncode == 8
     assert done.stderr.strip() == "error: dataset drift"
-    missing = cli("monitor", "--model", str(trained), "--prediction-log",
-                  str(tmp_path / "none.jsonl"), "-o", str(tmp_path / "o2"), home=home)  # fmt: skip
+    missing = cli(
+        "monitor",
+        "--model",
+        str(trained),
+        "--prediction-log",
+        str(tmp_path / "none.jsonl"),
+        "-o",
+        str(tmp_path / "o2"),
+        home=home,
+    )
     assert missing.returncode == 2
     assert len(missing.stderr.strip().splitlines()) == 1 and "Traceback" not in missing.stderr
     assert not (tmp_path / "o2" / "drift.json").exists()
     (tmp_path / "file").write_text("")
-    unwritable = cli("monitor", "--model", str(trained), "--current-data",
-                     str(tmp_path / "moved.csv"), "-o", str(tmp_path / "file" / "x"),
-                     home=home)  # fmt: skip
+    unwritable = cli(
+        "monitor",
+        "--model",
+        str(trained),
+        "--current-data",
+        str(tmp_path / "moved.csv"),
+        "-o",
+        str(tmp_path / "file" / "x"),
+        home=home,
+    )
     assert unwritable.returncode == 2 and "cannot write the report" in unwritable.stderr
 
 

@@ -19,10 +19,17 @@ from conftest import in_ci
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 # Chromium's own background traffic (updates, sign-in, spelling dictionaries) switched off, so
 # every request left in the network log is one the page made.
-QUIET = ("--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-domain-reliability", "--disable-client-side-phishing-detection",
-         "--disable-spell-checking", "--no-pings", "--disable-default-apps",
-         "--disable-features=OptimizationHints,MediaRouter,Translate,SpellCheck")  # fmt: skip
+QUIET = (
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-spell-checking",
+    "--no-pings",
+    "--disable-default-apps",
+    "--disable-features=OptimizationHints,MediaRouter,Translate,SpellCheck",
+)
 
 
 def chromium() -> str:
@@ -53,14 +60,30 @@ def _run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess[s
 def render(page: Path, work: Path) -> Rendered:
     """Screenshot, DOM and network requests of ``page`` (a local HTML file)."""
     exe = chromium()
-    common = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--no-first-run", "--hide-scrollbars", f"--user-data-dir={work / 'profile'}",
-              *QUIET]  # fmt: skip
+    common = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--hide-scrollbars",
+        f"--user-data-dir={work / 'profile'}",
+        *QUIET,
+    ]
     shot = work / "screenshot.png"
     netlog = work / "netlog.json"
     url = page.resolve().as_uri()
-    _run([*common, f"--screenshot={shot}", "--window-size=1200,1600",
-          f"--log-net-log={netlog}", "--net-log-capture-mode=Everything", url])  # fmt: skip
+    _run(
+        [
+            *common,
+            f"--screenshot={shot}",
+            "--window-size=1200,1600",
+            f"--log-net-log={netlog}",
+            "--net-log-capture-mode=Everything",
+            url,
+        ]
+    )
     dom = _run([*common, "--dump-dom", url]).stdout
     return Rendered(shot, dom, _requested_urls(netlog))
 

@@ -34,8 +34,17 @@ def log_rows(
             preds = bundle.predict_matrix(bundle.spec.transform_rows(part))
             rid = f"{prefix}{i}"
             ids.append(rid)
-            batch = LogBatch(time.time(), rid, "/batch", bundle.name, version or bundle.version,
-                             bundle.spec.names, part, preds, 1.0)  # fmt: skip
+            batch = LogBatch(
+                time.time(),
+                rid,
+                "/batch",
+                bundle.name,
+                version or bundle.version,
+                bundle.spec.names,
+                part,
+                preds,
+                1.0,
+            )
             for line in batch.json_lines():
                 fh.write(line + b"\n")
     return ids

@@ -142,9 +142,15 @@ def _table(doc: dict[str, Any], json_path: Path, html_path: Path) -> None:
     for name, f in doc["features"].items():
         status = f"[{colours.get(f['status'], 'white')}]{f['status']}[/]"
         table.add_row(
-            name, f["type"], f["method"], num(f["score"]), num(f["p_adjusted"]),
-            num(f["threshold"]), status, num(f["std_score"]),
-        )  # fmt: skip
+            name,
+            f["type"],
+            f["method"],
+            num(f["score"]),
+            num(f["p_adjusted"]),
+            num(f["threshold"]),
+            status,
+            num(f["std_score"]),
+        )
     console = out()
     console.print(table)
     pred = doc.get("prediction")
@@ -156,8 +162,11 @@ def _table(doc: dict[str, Any], json_path: Path, html_path: Path) -> None:
             f"performance on {perf['rows_labelled']} labelled rows: rmse {num(perf['rmse'])} "
             f"(test {num(perf['reference'].get('rmse'))}) → {perf['status']}"
         )
-    verdict = {"ok": "[green]no dataset drift[/]", "drift": "[red]dataset drift[/]",
-               "not_enough_data": "[yellow]not enough data[/]"}[doc["status"]]  # fmt: skip
+    verdict = {
+        "ok": "[green]no dataset drift[/]",
+        "drift": "[red]dataset drift[/]",
+        "not_enough_data": "[yellow]not enough data[/]",
+    }[doc["status"]]
     console.print(
         f"{verdict}: {len(doc['drifted_features'])} of {len(doc['features'])} features drifted "
         f"(share {doc['share_drifted']:.2f}, threshold {doc['drift_share']:.2f}); "

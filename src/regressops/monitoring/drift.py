@@ -166,10 +166,11 @@ class DriftDetector:
                 profile,
                 reference_rows=reference.rows,
                 method=(override.method if override and override.method else None) or s.method,
-                threshold=override.threshold if override and override.threshold is not None
+                threshold=override.threshold
+                if override and override.threshold is not None
                 else s.threshold,
                 min_expected=s.min_expected,
-            )  # fmt: skip
+            )
         self.prediction_ = self._fit_extra("prediction", reference.prediction, reference.rows)
         self.target_ = self._fit_extra("target", reference.target, reference.rows)
         return self
@@ -232,21 +233,26 @@ def _judge(ref: FittedColumn, cur: CurrentColumn, min_rows: int) -> FeatureDrift
             reason="type_mismatch",
         )
     rows = cur.rows
-    base = dict(name=ref.name, kind=ref.kind, method=ref.method.name, threshold=ref.threshold,
-                reference_rows=ref.rows, current_rows=rows, missing=cur.missing,
-                p_value_method=ref.method.p_value)  # fmt: skip
-    if rows < min_rows or ref.rows == 0:
-        return FeatureDrift(**base, status="not_enough_data", score=None, drifted=False,  # type: ignore[arg-type]
-                            std_score=None, distribution=_distribution(ref, cur))  # fmt: skip
-    score = float(ref.method.score(ref, cur))
-    drifted = ref.method.drifted(score, ref.threshold)
-    std = stats.std_score(ref.std, cur.std) if ref.kind == "numeric" else None
+    score: float | None = None
+    drifted, std, status = False, None, "not_enough_data"
+    if rows >= min_rows and ref.rows > 0:
+        score = float(ref.method.score(ref, cur))
+        drifted = ref.method.drifted(score, ref.threshold)
+        std = stats.std_score(ref.std, cur.std) if ref.kind == "numeric" else None
+        status = "drift" if drifted else "ok"
     return FeatureDrift(
-        **base,  # type: ignore[arg-type]
-        status="drift" if drifted else "ok",
+        name=ref.name,
+        kind=ref.kind,
+        method=ref.method.name,
+        threshold=ref.threshold,
+        status=status,
         score=score,
         drifted=drifted,
         std_score=std,
+        reference_rows=ref.rows,
+        current_rows=rows,
+        missing=cur.missing,
+        p_value_method=ref.method.p_value,
         distribution=_distribution(ref, cur),
     )
 
@@ -308,3 +314,32 @@ def _shares(counts: list[int]) -> list[float]:
 
 def _num(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
+
+
+def read_drifted_features(path: str | os.PathLike[str]) -> list[str]:
+    """The drifted features a ``drift.json`` written by ``regressops monitor`` names.
+
+    Raises
+    ------
+    DataError
+        The file cannot be read or is not a drift report.
+    """
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+        names = doc["drifted_features"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise TypeError
+    except OSError as exc:
+        raise DataError(
+            f"cannot read drift report {p}: {exc.strerror}", reason="bad_drift"
+        ) from None
+    except (ValueError, KeyError, TypeError):
+        raise DataError(
+            f"{p} is not a drift report of regressops monitor (no drifted_features list)",
+            reason="bad_drift",
+        ) from None
+    return names

@@ -90,8 +90,15 @@ class FittedColumn:
                 "categorical", reference_rows=reference_rows, distinct=len(profile.counts)
             )
             m = get_method(chosen, kind="categorical", feature=name)
-            return cls(name, "categorical", True, m, _threshold(m, threshold),
-                       counts=dict(profile.counts), min_expected=min_expected)  # fmt: skip
+            return cls(
+                name,
+                "categorical",
+                True,
+                m,
+                _threshold(m, threshold),
+                counts=dict(profile.counts),
+                min_expected=min_expected,
+            )
         sample = profile.sample
         values, counts = np.unique(sample, return_counts=True)
         discrete = values.size <= DISCRETE_MAX_DISTINCT

@@ -182,8 +182,13 @@ def run_monitor(request: MonitorRequest, *, settings: Settings | None = None) ->
             check_kinds(kinds, infer_kinds(frame[list(kinds)]))
         preds = _predict(bundle, frame) if bundle is not None else None
         window: Any = TableWindow(frame, kinds, preds)
-        current = {"source": str(request.current_data), "rows": len(frame), "from": None,
-                   "to": None, "model_version": None}  # fmt: skip
+        current = {
+            "source": str(request.current_data),
+            "rows": len(frame),
+            "from": None,
+            "to": None,
+            "model_version": None,
+        }
         if request.target and request.target in frame.columns:
             y = frame[request.target].to_numpy(dtype=np.float64, na_value=np.nan)
             target_col = CurrentColumn(y)
@@ -206,8 +211,11 @@ def run_monitor(request: MonitorRequest, *, settings: Settings | None = None) ->
     if window.rows == 0:
         raise DataError("the current data has no rows", reason="empty_window")
     result = detector.calculate(window, target=target_col)
-    model = None if bundle is None else {"name": bundle.name, "version": bundle.version,
-                                         "source": request.model}  # fmt: skip
+    model = (
+        None
+        if bundle is None
+        else {"name": bundle.name, "version": bundle.version, "source": request.model}
+    )
     return MonitorReport(
         drift=result,
         performance=performance,
@@ -306,8 +314,9 @@ def _reference(
         else:
             from regressops.training.sources import load_training_data
 
-            td = load_training_data(request.reference_dataset, settings=s,
-                                    data_version=request.data_version)  # fmt: skip
+            td = load_training_data(
+                request.reference_dataset, settings=s, data_version=request.data_version
+            )
             frame, target = td.frame, request.target or td.target
             version = td.lineage.get("data_version", td.lineage.get("version"))
             source = f"dataset {request.reference_dataset}" + (
@@ -320,8 +329,9 @@ def _reference(
         else:
             kinds = infer_kinds(frame, exclude=[target] if target else [])
             preds = None
-        return build_reference(frame, kinds=kinds, source=source, predictions=preds,
-                               target=target, sample_size=sample)  # fmt: skip
+        return build_reference(
+            frame, kinds=kinds, source=source, predictions=preds, target=target, sample_size=sample
+        )
     assert bundle_dir is not None
     return load_reference(bundle_dir)
 
@@ -342,8 +352,9 @@ def _log_window(
     selection = dataclasses.replace(
         request.selection, model_name=bundle.name, model_version=bundle.version
     )
-    window = read_window(where, kinds=kinds, selection=selection,
-                         keep_ids=request.labels is not None)  # fmt: skip
+    window = read_window(
+        where, kinds=kinds, selection=selection, keep_ids=request.labels is not None
+    )
     if window.rows == 0:
         raise DataError(_empty_message(where, window, selection), reason="empty_window")
     current = {
@@ -361,8 +372,9 @@ def _empty_message(where: str, window: LogWindow, sel: LogSelection) -> str:
     if not window.seen:
         return f"the prediction log {where} is empty"
     held = ", ".join(f"{n} version {v}: {c} rows" for (n, v), c in window.seen.most_common(5))
-    ours = sum(c for (n, v), c in window.seen.items()
-               if n == sel.model_name and v == sel.model_version)  # fmt: skip
+    ours = sum(
+        c for (n, v), c in window.seen.items() if n == sel.model_name and v == sel.model_version
+    )
     if ours:
         return f"no logged rows of {sel.describe()} in {where} (the log holds {ours} rows of it)"
     return (

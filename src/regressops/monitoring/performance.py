@@ -67,8 +67,9 @@ def read_labels(path: str | os.PathLike[str]) -> Labels:
             reason="bad_labels",
         )
     ids = frame["request_id"].astype(str).tolist()
-    values = dict(zip(zip(ids, rows.astype(np.int64).tolist(), strict=True), labels.tolist(),
-                      strict=True))  # fmt: skip
+    values = dict(
+        zip(zip(ids, rows.astype(np.int64).tolist(), strict=True), labels.tolist(), strict=True)
+    )
     return Labels(values=values, source=str(Path(path)))
 
 

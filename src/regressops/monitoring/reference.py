@@ -80,8 +80,12 @@ class CategoricalProfile:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
-        return {"kind": "categorical", "rows": self.rows, "missing": self.missing,
-                "counts": self.counts}  # fmt: skip
+        return {
+            "kind": "categorical",
+            "rows": self.rows,
+            "missing": self.missing,
+            "counts": self.counts,
+        }
 
 
 Profile = NumericProfile | CategoricalProfile

@@ -108,8 +108,12 @@ def _fmt(v: Any, digits: int = 4) -> str:
 
 
 def _tag(status: str) -> str:
-    label = {"ok": "ok", "drift": "drift", "not_enough_data": "not enough data",
-             "degraded": "degraded"}.get(status, status)  # fmt: skip
+    label = {
+        "ok": "ok",
+        "drift": "drift",
+        "not_enough_data": "not enough data",
+        "degraded": "degraded",
+    }.get(status, status)
     return f"<span class='tag {escape(status)}'>{escape(label)}</span>"
 
 

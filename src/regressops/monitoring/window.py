@@ -265,8 +265,15 @@ def _file_blocks(
             yield None, key, n
             continue
         ids = [(str(doc["request_id"]), int(doc.get("first_row", 0)), n)] if keep_ids else None
-        block = _columns(doc.get("features"), doc.get("predictions"), n, kinds, (ts, ts), ids,
-                         f"line {number} of {path}")  # fmt: skip
+        block = _columns(
+            doc.get("features"),
+            doc.get("predictions"),
+            n,
+            kinds,
+            (ts, ts),
+            ids,
+            f"line {number} of {path}",
+        )
         block.versions[key[1]] = n
         yield block, key, n
 
@@ -336,8 +343,9 @@ def _sql_blocks(
     try:
         table = _table(engine)
         c = table.c
-        query = sa.select(c.id, c.ts, c.request_id, c.model_name, c.model_version, c.row,
-                          c.features, c.prediction)  # fmt: skip
+        query = sa.select(
+            c.id, c.ts, c.request_id, c.model_name, c.model_version, c.row, c.features, c.prediction
+        )
         if sel.model_name is not None:
             query = query.where(c.model_name == sel.model_name)
         if sel.model_version is not None:
@@ -380,8 +388,15 @@ def _sql_block(rows: Iterable[Any], kinds: Mapping[str, str], keep_ids: bool) ->
     columns = {name: [f.get(name) for f in feats] for name in kinds}
     stamps = [_sql_ts(r.ts) for r in (rows[0], rows[-1])]
     ids = [(str(r.request_id), int(r.row), 1) for r in rows] if keep_ids else None
-    block = _columns(columns, [r.prediction for r in rows], len(rows), kinds,
-                     (stamps[0], stamps[1]), ids, "the prediction log table")  # fmt: skip
+    block = _columns(
+        columns,
+        [r.prediction for r in rows],
+        len(rows),
+        kinds,
+        (stamps[0], stamps[1]),
+        ids,
+        "the prediction log table",
+    )
     block.versions.update(str(r.model_version) for r in rows)
     return block
 

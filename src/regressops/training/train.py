@@ -137,6 +137,7 @@ def train(
     data_version: int | None = None,
     split_key: str | None = None,
     plots: bool = True,
+    drop_drifting: str | os.PathLike[str] | None = None,
     settings: Settings | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
@@ -178,6 +179,9 @@ def train(
         Model name; default the dataset's name or the file's stem.
     plots : bool, default=True
         Write the evaluation plots into the bundle.
+    drop_drifting : path-like, optional
+        A ``drift.json`` of ``regressops monitor``: train without the features it found drifted
+        (recorded in the lineage under ``dropped_drifting``).
     settings : Settings, optional
         Defaults to :func:`~regressops.config.get_settings`.
     progress : callable, optional
@@ -219,6 +223,14 @@ def train(
         key=split_key,
     )
     name = name or td.name
+    dropped = _drop_drifting(td, drop_drifting) if drop_drifting is not None else None
+    if dropped is not None:
+        gone = set(dropped["features"])
+        td = replace(
+            td,
+            features=[f for f in td.features if f not in gone],
+            categorical=[c for c in td.categorical if c not in gone],
+        )
 
     notify(TrainEvent("split"))
     size = settings.train.test_size if test_size is None else test_size
@@ -264,7 +276,13 @@ def train(
         name=name,
         spec=spec,
         metrics=metrics,
-        lineage={**td.lineage, "split": split.description, "seed": seed, **environment()},
+        lineage={
+            **td.lineage,
+            "split": split.description,
+            "seed": seed,
+            **environment(),
+            **({"dropped_drifting": dropped} if dropped else {}),
+        },
         created_at=_now(),
     )
     out = Path(output) if output is not None else settings.models_dir / name
@@ -308,6 +326,22 @@ def train(
 
 
 # ---------------------------------------------------------------------- helpers
+def _drop_drifting(td: Any, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The drifted features of a drift report that are features here (at least one must stay)."""
+    from regressops.monitoring.drift import read_drifted_features
+
+    drifted = read_drifted_features(path)
+    dropped = [f for f in td.features if f in drifted]
+    if len(dropped) == len(td.features):
+        raise ConfigError(
+            f"{path} finds every feature drifted; nothing would be left to train on",
+            reason="no_features",
+        )
+    if unknown := sorted(set(drifted) - set(td.features)):
+        logger.warning("drifted features not among this model's features: %s", ", ".join(unknown))
+    return {"drift_report": str(path), "features": dropped}
+
+
 def _estimator_params(
     model: str,
     params: dict[str, Any] | None,

@@ -25,9 +25,16 @@ def _close(a: float, b: float) -> bool:
 
 @pytest.mark.parametrize(
     ("m", "n", "discrete"),
-    [(30, 40, False), (353, 2000, False), (1000, 20_000, False), (10_000, 200_000, False),
-     (500, 700, True), (10_000, 50_000, True), (7, 12_000, False)],
-)  # fmt: skip
+    [
+        (30, 40, False),
+        (353, 2000, False),
+        (1000, 20_000, False),
+        (10_000, 200_000, False),
+        (500, 700, True),
+        (10_000, 50_000, True),
+        (7, 12_000, False),
+    ],
+)
 def test_ks_and_wasserstein_equal_scipy(m: int, n: int, discrete: bool) -> None:
     rng = np.random.default_rng(m + n)
     ref, cur = rng.normal(size=m), rng.normal(0.05, 1.1, size=n)
@@ -109,11 +116,17 @@ def test_std_score() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "rows", "distinct", "method"),
-    [("numeric", 1000, 6, "ks"), ("numeric", 1000, 5, "chisquare"), ("numeric", 500, 2, "z"),
-     ("categorical", 800, 4, "chisquare"), ("categorical", 800, 2, "z"),
-     ("numeric", 1001, 6, "wasserstein"), ("numeric", 5000, 3, "jensenshannon"),
-     ("categorical", 20_000, 2, "jensenshannon")],
-)  # fmt: skip
+    [
+        ("numeric", 1000, 6, "ks"),
+        ("numeric", 1000, 5, "chisquare"),
+        ("numeric", 500, 2, "z"),
+        ("categorical", 800, 4, "chisquare"),
+        ("categorical", 800, 2, "z"),
+        ("numeric", 1001, 6, "wasserstein"),
+        ("numeric", 5000, 3, "jensenshannon"),
+        ("categorical", 20_000, 2, "jensenshannon"),
+    ],
+)
 def test_default_method_follows_evidently(kind: str, rows: int, distinct: int, method: str) -> None:
     assert default_method(kind, reference_rows=rows, distinct=distinct) == method  # type: ignore[arg-type]
 

@@ -26,8 +26,17 @@ def write_log(path: Path, requests: list[tuple[float, str, str, int]], line_rows
                 "b": -np.arange(n, dtype=np.float64),
                 "colour": ["red" if i % 2 else "blue" for i in range(n)],
             }
-            batch = LogBatch(ts, rid, "/batch", "m", version, NAMES, feats,
-                             np.arange(n, dtype=np.float64) * 10, 1.0)  # fmt: skip
+            batch = LogBatch(
+                ts,
+                rid,
+                "/batch",
+                "m",
+                version,
+                NAMES,
+                feats,
+                np.arange(n, dtype=np.float64) * 10,
+                1.0,
+            )
             for line in batch.json_lines(line_rows=line_rows):
                 fh.write(line + b"\n")
 
