@@ -77,37 +77,15 @@ def serve_and_post(bundle: Path, home: Path, prediction_log: str) -> None:
 
 
 def check_monitor(bundle: Path, home: Path, log: str, out: Path) -> dict:
-    done = cli(
-        "monitor",
-        "--model",
-        str(bundle),
-        "--prediction-log",
-        log,
-        "-o",
-        str(out),
-        "--last",
-        "600",
-        "--fail-on",
-        "drift",
-        home=home,
-    )
+    base = ["monitor", "--model", str(bundle), "--prediction-log", log]
+    done = cli(*base, "-o", str(out), "--last", "600", "--fail-on", "drift", home=home)
     assert done.returncode == 0, done.stderr  # 2 of 10 features: no dataset drift
     assert "no dataset drift" in done.stdout and "bmi" in done.stdout
     doc = json.loads((out / "drift.json").read_text())
     assert doc["drifted_features"] == list(SHIFTED)
     assert doc["current"]["rows"] == 600
     assert doc["model"]["name"] == "diabetes"
-    everything = cli(
-        "monitor",
-        "--model",
-        str(bundle),
-        "--prediction-log",
-        log,
-        "-o",
-        str(out / "all"),
-        "--json",
-        home=home,
-    )
+    everything = cli(*base, "-o", str(out / "all"), "--json", home=home)
     assert everything.returncode == 0, everything.stderr
     assert json.loads(everything.stdout)["current"]["rows"] == 900
     return doc
