@@ -146,7 +146,7 @@ def test_fail_on_drift_exits_8_and_bad_input_is_one_line(trained: Path, tmp_path
     )
     assert missing.returncode == 2
     assert len(missing.stderr.strip().splitlines()) == 1 and "Traceback" not in missing.stderr
-    assert not (tmp_path / "o2" / "drift.json").exists()
+    assert not (tmp_path / "o2").exists()
     (tmp_path / "file").write_text("")
     unwritable = cli(
         "monitor",
@@ -173,3 +173,22 @@ def test_monitor_reads_the_postgresql_log(trained: Path, tmp_path: Path, pg_log:
     home = tmp_path / "home"
     serve_and_post(trained, home, pg_log)
     check_monitor(trained, home, pg_log, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fail-on", "everything"], "--fail-on takes drift or performance, not 'everything'"),
+        (["--since", "yesterday"], "invalid time 'yesterday'"),
+        ([], "nothing to compare with"),
+    ],
+)
+def test_bad_options_are_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from regressops import cli as app
+
+    result = CliRunner().invoke(app.app, ["monitor", "-o", str(tmp_path / "out"), *args])
+    assert result.exit_code == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -82,6 +82,7 @@ def monitor(
     since_at = run(parse_time, since) if since else None
     until_at = run(parse_time, until) if until else None
     directory = output or settings.reports_dir / "monitor"
+    created = not directory.exists()
     run(check_output_dir, directory)  # before any work: an unwritable folder fails at once
     request = MonitorRequest(
         model=model,
@@ -94,8 +95,13 @@ def monitor(
         target=target,
         labels=labels,
     )
-    report = run(run_monitor, request, settings=settings)
-    json_path, html_path = run(write_report, report, directory)
+    try:
+        report = run(run_monitor, request, settings=settings)
+        json_path, html_path = run(write_report, report, directory)
+    except typer.Exit:
+        if created and not any(directory.iterdir()):
+            directory.rmdir()  # a failed run leaves no trace, not even an empty folder
+        raise
     doc = report.to_dict()
     if json_output:
         doc.pop("distributions", None)

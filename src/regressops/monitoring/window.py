@@ -97,9 +97,8 @@ class _Block:
             self.predictions[cut:],
             self.ts,
             ids,
-            Counter({k: v for k, v in self.versions.items()})
-            if len(self.versions) > 1
-            else Counter({next(iter(self.versions), ""): n}),
+            # a log line holds one version; SQL chunks (several) are never cut: LIMIT does it
+            Counter(dict.fromkeys(self.versions, n)),
         )
 
 
