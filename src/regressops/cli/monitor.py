@@ -144,7 +144,7 @@ def _table(doc: dict[str, Any], json_path: Path, html_path: Path) -> None:
     columns = ("feature", "type", "method", "score", "adj. p", "threshold", "verdict", "std score")
     for col in columns:
         table.add_column(col, justify="left" if col in ("feature", "type", "method") else "right")
-    colours = {"drift": "red", "ok": "green", "not_enough_data": "yellow"}
+    colours = {"drift": "red", "ok": "green", "not_enough_data": "yellow", "watch": "yellow"}
     for name, f in doc["features"].items():
         status = f"[{colours.get(f['status'], 'white')}]{f['status']}[/]"
         table.add_row(

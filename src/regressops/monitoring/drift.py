@@ -51,8 +51,9 @@ class FeatureDrift:
 
     Attributes
     ----------
-    status : {"ok", "drift", "not_enough_data"}
-        ``not_enough_data`` below ``monitor.min_rows`` current values.
+    status : {"ok", "watch", "drift", "not_enough_data"}
+        ``not_enough_data`` below ``monitor.min_rows`` current values; ``watch`` when the raw
+        p-value is below the threshold but the FDR-adjusted one is not (no alarm).
     score : float or None
         The method's statistic (a p-value or a distance); None without enough data.
     p_adjusted : float or None
@@ -111,6 +112,11 @@ class DriftResult:
         """Names of the drifted features, in model order."""
         return [n for n, f in self.features.items() if f.drifted]
 
+    @property
+    def watch_features(self) -> list[str]:
+        """Features whose raw p-value is below the threshold but not their adjusted one."""
+        return [n for n, f in self.features.items() if f.status == "watch"]
+
     def to_dict(self) -> dict[str, Any]:
         """The drift part of ``drift.json``."""
         return {
@@ -120,6 +126,7 @@ class DriftResult:
             "drift_share": self.drift_share,
             "fdr": "benjamini-hochberg" if self.fdr else None,
             "drifted_features": self.drifted_features,
+            "watch_features": self.watch_features,
             "features": {n: f.to_dict() for n, f in self.features.items()},
             "prediction": self.prediction.to_dict() if self.prediction else None,
             "target": self.target.to_dict() if self.target else None,
@@ -265,8 +272,10 @@ def _adjust(features: dict[str, FeatureDrift]) -> None:
     adjusted = stats.benjamini_hochberg(np.array([f.score for f in tested], dtype=np.float64))
     for f, q in zip(tested, adjusted, strict=True):
         f.p_adjusted = float(q)
+        raw = f.drifted
         f.drifted = bool(q < f.threshold)
-        f.status = "drift" if f.drifted else "ok"
+        # below the threshold on its own but not after the adjustment: shown, not alarmed
+        f.status = "drift" if f.drifted else ("watch" if raw else "ok")
 
 
 def _distribution(ref: FittedColumn, cur: CurrentColumn) -> dict[str, Any]:

@@ -20,7 +20,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 .verdict{border-radius:8px;padding:18px 22px;color:#fff;margin:12px 0 8px}
 .verdict b{font-size:22px;display:block}
 .ok{background:#1f7a4d}.drift{background:#b3261e}.not_enough_data{background:#6b7280}
-.degraded{background:#b3261e}
+.degraded{background:#b3261e}.watch{background:#b26a00}
 table{border-collapse:collapse;width:100%;background:#fff}
 th,td{padding:6px 10px;border-bottom:1px solid #e3e6ea;text-align:left}
 th{background:#eef1f4;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
