@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import in_ci
+from helpers.env import in_ci
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 # Chromium's own background traffic (updates, sign-in, spelling dictionaries) switched off, so

@@ -9,13 +9,11 @@ from contextlib import contextmanager
 
 import pytest
 
+from helpers.env import in_ci
+
 PG_URL = os.environ.get(
     "REGRESSOPS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @contextmanager
@@ -30,7 +28,7 @@ def temporary_schema(prefix: str = "regressops_test") -> Iterator[str]:
             conn.execute(text("SELECT 1"))
     except Exception as exc:
         message = f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}"
-        if _in_ci():
+        if in_ci():
             pytest.fail(f"{message} (CI=true: the PostgreSQL tests must run)")
         pytest.skip(message)
     schema = f"{prefix}_{uuid.uuid4().hex[:10]}"

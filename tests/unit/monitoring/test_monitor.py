@@ -252,3 +252,41 @@ def test_report_directory_that_is_a_file(
         write_report(report, tmp_path / "file" / "out")
     assert info.value.exit_code == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "predictions.jsonl"]
+
+
+def test_raw_california_housing_with_gaps_and_a_text_column(tmp_path: Path) -> None:
+    from helpers.env import SHARED_DATA, require_file
+
+    path = require_file(SHARED_DATA / "california_housing_raw" / "housing.csv", "housing.csv")
+    frame = pd.read_csv(path)
+    order = np.random.default_rng(0).permutation(len(frame))
+    ref, cur = frame.iloc[order[:10000]].copy(), frame.iloc[order[10000:]].copy()
+    cur["median_income"] *= 1.3  # incomes grew
+    cur.loc[cur["ocean_proximity"] == "INLAND", "ocean_proximity"] = "NEAR BAY"
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    cur.to_csv(tmp_path / "cur.csv", index=False)
+    doc = run_monitor(
+        MonitorRequest(
+            reference_data=tmp_path / "ref.csv",
+            current_data=tmp_path / "cur.csv",
+            target="median_house_value",
+        )
+    ).to_dict()
+    assert doc["drifted_features"] == ["median_income", "ocean_proximity"]
+    assert doc["features"]["ocean_proximity"]["method"] == "jensenshannon"
+    assert doc["features"]["total_bedrooms"]["current_missing"] > 0  # the gaps are counted
+    assert doc["features"]["median_income"]["method"] == "wasserstein"
+
+
+def test_reference_dataset_replaces_the_stored_reference(
+    diabetes_bundle: Path, shifted_log: Path
+) -> None:
+    doc = run_monitor(
+        MonitorRequest(
+            model=str(diabetes_bundle),
+            prediction_log=str(shifted_log),
+            reference_dataset="diabetes",
+        )
+    ).to_dict()
+    assert doc["reference"]["rows"] == 442 and doc["reference"]["source"].startswith("dataset")
+    assert doc["drifted_features"] == ["bmi", "s5"]
