@@ -188,6 +188,8 @@ def main() -> None:
         "features": FEATURES,
         "ours_seconds": seconds,
         "ours_median": ours,
+        "ours_cpu_seconds": cpu,
+        "ours_cpu_median": statistics.median(cpu),
         "ours_peak_rss_mb": rss,
         "traced_peak_mb": peak,
         "window_float64_mb": window_mb,
