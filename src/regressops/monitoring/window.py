@@ -28,6 +28,7 @@ from regressops.monitoring.fitted import CurrentColumn
 logger = logging.getLogger(__name__)
 
 SQL_CHUNK = 10_000
+_RELEASE_BYTES = 8 << 20  # map at most this much of the log at a time into memory
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"  # the log's own layout: compares as text
 
 
@@ -285,7 +286,8 @@ def _lines(path: Path) -> Iterator[dict[str, Any]]:
     writer killed mid-write is skipped with a warning, and an unfinished last line (a writer is
     appending it) ends the file. The file is mapped, not read line by line: each line is found
     with ``memchr`` and decoded from the mapping without a copy (a 400 MB log: 0.05 s instead
-    of 0.27 s of line splitting).
+    of 0.27 s of line splitting); pages already decoded are released every 8 MB, so the
+    mapping adds little to the process's resident memory.
     """
     try:
         handle = path.open("rb")
@@ -307,8 +309,12 @@ def _lines(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _mapped_lines(mapped: mmap.mmap, view: memoryview, path: Path) -> Iterator[dict[str, Any]]:
-    pos, size, number = 0, len(mapped), 0
+    pos, size, number, released = 0, len(mapped), 0, 0
     while pos < size:
+        if pos - released >= _RELEASE_BYTES:  # decoded pages leave this process's memory
+            upto = pos - pos % mmap.PAGESIZE
+            mapped.madvise(mmap.MADV_DONTNEED, released, upto - released)
+            released = upto
         end = mapped.find(b"\n", pos)
         complete = end >= 0
         stop = end if complete else size
