@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # so module-scoped servers (MLflow, uvicorn) start once.
 PYTEST_WORKERS ?= 2
 
-.PHONY: help uv sync quickstart test lint format typecheck pytest bench serve clean
+.PHONY: help uv sync quickstart test lint lint-deploy format typecheck pytest bench serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ uv:
 	  || $(PYTHON) -m pip install --quiet --user --break-system-packages uv
 
 $(BIN)/regressops: pyproject.toml uv.lock | uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --all-extras
 	@touch $@
 
 sync: $(BIN)/regressops  ## create or update .venv from uv.lock (with the dev tools)
@@ -33,9 +33,23 @@ quickstart: sync  ## set up, then train on the built-in data and print metrics
 
 test: lint typecheck pytest  ## ruff, mypy and the whole pytest suite
 
-lint: sync  ## ruff check and ruff format --check
+lint: sync  ## ruff check and ruff format --check, then lint-deploy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@$(MAKE) --no-print-directory lint-deploy
+
+K8S_OVERLAYS := deploy/k8s/overlays/staging deploy/k8s/overlays/production deploy/k8s/kserve
+lint-deploy: sync  ## Dockerfiles, compose file, k8s manifests and CI/CD workflows against their schemas
+	$(BIN)/hadolint deploy/Dockerfile deploy/mlflow/Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/compose.yaml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	PATH="$(BIN):$$PATH" $(BIN)/actionlint .github/workflows/*.yml
+	@command -v kubectl >/dev/null || { echo "lint-deploy needs kubectl 1.27+ to render deploy/k8s: run .ci/install-kubectl DIR-ON-PATH"; exit 1; }
+	@set -e; for overlay in $(K8S_OVERLAYS); do \
+	  echo "kubectl kustomize $$overlay | kubernetes-validate --strict"; \
+	  kubectl kustomize $$overlay > $(VENV)/k8s-rendered.yaml; \
+	  $(BIN)/kubernetes-validate --strict --quiet $(VENV)/k8s-rendered.yaml; \
+	done
 
 format: sync  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -1,12 +1,18 @@
 """LinearRegressor(solver="exact").fit vs scikit-learn's LinearRegression().fit, in memory.
 
 Same synthetic float64 data for both (offset, mixed-scale columns plus noise), each call in a
-fresh worker process; reports the median wall time of >= 3 runs, the extra peak memory (RSS
-high-water mark above the loaded data), the memory-bandwidth floor (one pass over X:
-``X.sum(axis=0)``) and the largest relative coefficient difference between the two fits.
+fresh worker process, the methods interleaved; reports the median wall time of >= 3 runs, the
+extra peak memory (RSS high-water mark above the loaded data), the memory-bandwidth floor (one
+pass over X: ``X.sum(axis=0)``), which factorisation our fit used (the Gram/Cholesky fast path
+or Householder QR), the time of the Householder path alone (the fallback), the largest relative
+coefficient difference between the two fits, and how BLAS ran (threads, and the OpenBLAS kernel
+threadpoolctl reports). Each worker first fits 50,000
+rows (both estimators alike), so one-off lazy set-up (imports, thread-pool discovery) is not timed.
 
     .venv/bin/python bench/bench_exact.py            # n=5,000,000 d=20 and n=1,000,000 d=100
     .venv/bin/python bench/bench_exact.py --quick    # small sizes, printed only
+    # with the processor's own OpenBLAS kernel (where OPENBLAS_CORETYPE pins an older one):
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/bench_exact.py
 """
 
 from __future__ import annotations
@@ -19,11 +25,20 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from linear_common import load_average, measure, median, report, run_worker, table
+from linear_common import (
+    blas_info,
+    blas_note,
+    load_average,
+    measure,
+    median,
+    report,
+    run_worker,
+    table,
+)
 
 FULL_CASES = [(5_000_000, 20), (1_000_000, 100)]
 QUICK_CASES = [(200_000, 20), (50_000, 100)]
-METHODS = ("regressops", "sklearn", "floor")
+METHODS = ("regressops", "householder", "sklearn", "floor")
 
 
 def write_data(folder: Path, n: int, d: int, seed: int = 0) -> tuple[Path, Path]:
@@ -49,21 +64,26 @@ def write_data(folder: Path, n: int, d: int, seed: int = 0) -> tuple[Path, Path]
 def worker(method: str, x_path: str, y_path: str) -> None:
     import json
 
-    from threadpoolctl import threadpool_info
-
     X, y = np.load(x_path), np.load(y_path)
-    if method == "regressops":
-        from regressops.models import LinearRegressor
+    if method in ("regressops", "householder"):
+        from regressops.models import LinearRegressor, _gram
 
-        out = measure(lambda: LinearRegressor(solver="exact").fit(X, y).coef_.tolist())
+        if method == "householder":  # the fallback path alone (the solver before the fast path)
+            _gram.GRAM_MIN_ROWS = 2**62
+
+        LinearRegressor(solver="exact").fit(X[:50_000], y[:50_000])  # warm-up: lazy setup
+        model = LinearRegressor(solver="exact")
+        out = measure(lambda: model.fit(X, y).coef_.tolist())
+        out["factorisation"] = model._state.method
     elif method == "sklearn":
         from sklearn.linear_model import LinearRegression
 
+        LinearRegression().fit(X[:50_000], y[:50_000])  # warm-up, as for ours
         out = measure(lambda: LinearRegression().fit(X, y).coef_.tolist())
     else:
         X.sum(axis=0)  # warm the pages once; then time one pass
         out = measure(lambda: X.sum(axis=0).tolist())
-    out["threads"] = max((lib["num_threads"] for lib in threadpool_info()), default=1)
+    out.update(blas_info())
     print(json.dumps(out))
 
 
@@ -85,7 +105,7 @@ def main() -> None:
         return
     write = (not args.quick) if args.write is None else args.write
     cases = QUICK_CASES if args.quick else FULL_CASES
-    rows, loads = [], [load_average()]
+    rows, loads, every_run = [], [load_average()], []
     with tempfile.TemporaryDirectory(prefix="bench-exact-") as tmp:
         for n, d in cases:
             x_path, y_path = write_data(Path(tmp), n, d)
@@ -96,6 +116,7 @@ def main() -> None:
                         run_worker(Path(__file__), [method, str(x_path), str(y_path)], args.threads)
                     )
             loads.append(load_average())
+            every_run += [r for m in METHODS for r in runs[m]]
             t = {m: median([r["seconds"] for r in runs[m]]) for m in METHODS}
             mem = {m: median([r["extra_mb"] for r in runs[m]]) for m in METHODS}
             ours, ref = (
@@ -111,17 +132,19 @@ def main() -> None:
                     f"{t['regressops']:.2f}",
                     f"{t['sklearn']:.2f}",
                     f"{t['sklearn'] / t['regressops']:.1f}x",
+                    f"{t['householder']:.2f} ({t['sklearn'] / t['householder']:.1f}x)",
                     f"{t['floor']:.2f}",
                     f"{mem['regressops']:.0f}",
                     f"{mem['sklearn']:.0f}",
                     f"{mem['regressops'] / max(mem['sklearn'], 1e-9):.3f}",
                     f"{rel:.1e}",
+                    "/".join(sorted({r["factorisation"] for r in runs["regressops"]})),
                     " / ".join(f"{r['seconds']:.2f}" for r in runs["regressops"]),
                     " / ".join(f"{r['seconds']:.2f}" for r in runs["sklearn"]),
                 ]
             )
     body = (
-        f"Threads: BLAS/OpenMP = {args.threads} (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS); "
+        f"{blas_note(every_run, args.threads)}; "
         f"median of {args.repeats} interleaved runs, each in a fresh process. Load average "
         f"(1/5/15 min) before and after each case: {' -> '.join(loads)}.\n\n"
         + table(
@@ -132,11 +155,13 @@ def main() -> None:
                 "ours s",
                 "sklearn s",
                 "speed-up",
+                "Householder path s (speed-up)",
                 "floor s (X.sum)",
                 "ours extra MB",
                 "sklearn extra MB",
                 "memory ratio",
                 "max rel coef diff",
+                "our factorisation",
                 "ours runs",
                 "sklearn runs",
             ],

@@ -36,6 +36,34 @@ def thread_env(threads: int) -> dict[str, str]:
     return env
 
 
+def blas_info() -> dict[str, Any]:
+    """In a worker: BLAS threads and kernel (threadpoolctl), and the OpenBLAS overrides set."""
+    from threadpoolctl import threadpool_info
+
+    libs = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    return {
+        "threads": max((int(lib["num_threads"]) for lib in libs), default=1),
+        "kernel": "/".join(sorted({str(lib.get("architecture", "?")) for lib in libs})),
+        "overrides": " ".join(
+            f"{var}={os.environ[var]}"
+            for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+            if var in os.environ
+        )
+        or "none",
+    }
+
+
+def blas_note(runs: Sequence[dict[str, Any]], threads: int) -> str:
+    """One sentence on how BLAS ran in the workers (from their :func:`blas_info`)."""
+    kernels = sorted({str(r.get("kernel", "?")) for r in runs})
+    overrides = sorted({str(r.get("overrides", "?")) for r in runs})
+    return (
+        f"BLAS/OpenMP threads = {threads} (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, "
+        f"MKL_NUM_THREADS in each worker's environment); OpenBLAS kernel "
+        f"{', '.join(kernels)} (threadpoolctl), overrides: {', '.join(overrides)}"
+    )
+
+
 def peak_rss_mb() -> float:
     """This process's resident-set high-water mark in MB (VmHWM; ru_maxrss as a fallback)."""
     try:

@@ -21,6 +21,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("bench_sgd.py", ["--quick"]),
     ("bench_extract.py", ["--quick", "--backends", "sqlite"]),
     ("bench_tracking.py", ["--repeats", "1", "--no-write"]),
+    ("bench_quantize.py", ["--quick"]),
     ("serve/run_serve_bench.py", ["--quick"]),
 ]
 

@@ -43,6 +43,13 @@ def california(monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def housing_raw_csv() -> Path:
+    """The raw California housing CSV: gaps in total_bedrooms, a text column, capped values."""
+    path = SHARED_DATA / "california_housing_raw" / "housing.csv"
+    return require_file(path, "raw California housing CSV")
+
+
+@pytest.fixture
 def california_sklearn_csv() -> Path:
     """The shared CSV of scikit-learn's California frame (derived from ``cal_housing.data``)."""
     return require_file(CALIFORNIA_SKLEARN_CSV, "scikit-learn California CSV")

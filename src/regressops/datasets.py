@@ -129,8 +129,6 @@ def california_from_raw(raw: pd.DataFrame) -> pd.DataFrame:
 def _read_california_file(path: Path) -> pd.DataFrame:
     import pandas as pd
 
-    from regressops.data.files import read_table
-
     if not path.is_file():
         raise DataError(
             f"California housing file not found: {path} (set by {CALIFORNIA_PATH_ENV} or "
@@ -153,7 +151,15 @@ def _read_california_file(path: Path) -> pd.DataFrame:
     if name.endswith(".data"):
         raw = pd.read_csv(path, header=None, names=CALIFORNIA_RAW_COLUMNS)
         return california_from_raw(raw)
-    frame = read_table(path)
+    if name.endswith((".parquet", ".pq")):
+        frame = pd.read_parquet(path)
+    elif name.endswith(".csv"):
+        frame = pd.read_csv(path)
+    else:
+        raise DataError(
+            f"{path}: expected the California housing data as .csv, .parquet, .data or .tgz",
+            reason="unsupported_format",
+        )
     missing = [c for c in [*CALIFORNIA_FEATURES, "MedHouseVal"] if c not in frame.columns]
     if missing:
         raise DataError(

@@ -1,7 +1,8 @@
 """A small exception hierarchy with machine-readable reasons.
 
 Every error regressops raises on purpose derives from :class:`RegressopsError`. Each carries a
-``reason`` (a stable, machine-readable code such as ``"unknown_dataset"``) and a one-line human
+``reason`` (a stable, machine-readable code such as ``"unknown_dataset"``, declared in
+:class:`regressops.reasons.Reason`) and a one-line human
 message that says what was wrong and what was expected. The CLI prints the message and exits
 with :attr:`RegressopsError.exit_code`; the API maps the reason to a 4xx JSON body.
 """
@@ -37,6 +38,16 @@ class RegressopsError(Exception):
         """Return ``{"reason": ..., "message": ..., **details}`` for JSON reports."""
         return {"reason": self.reason, "message": self.message, **self.details}
 
+    def __reduce__(self) -> Any:
+        # keep the reason and details when the error crosses a process (a Dask worker)
+        return (_rebuild, (type(self), self.message, self.reason, self.details))
+
+
+def _rebuild(
+    cls: type[RegressopsError], message: str, reason: str, details: dict[str, Any]
+) -> RegressopsError:
+    return cls(message, reason=reason, **details)
+
 
 class ConfigError(RegressopsError):
     """Invalid settings, arguments or options."""
@@ -71,12 +82,6 @@ class ModelError(RegressopsError):
     exit_code = 4
 
 
-class NotFittedError(ModelError):
-    """A model or spec was used before it was fitted."""
-
-    default_reason = "not_fitted"
-
-
 class DivergenceError(ModelError, ArithmeticError):
     """An iterative solver diverged (the loss or coefficients became non-finite)."""
 
@@ -108,3 +113,23 @@ class GateFailed(RegressopsError):
 
     default_reason = "gate_failed"
     exit_code = 7
+
+
+class MissingExtraError(ConfigError):
+    """A command needs a part of regressops this installation lacks (an extra, e.g. ``train``)."""
+
+    default_reason = "missing_extra"
+
+
+class DeliveryFailed(RegressopsError):
+    """A webhook did not accept an event (``regressops webhooks test``)."""
+
+    default_reason = "delivery_failed"
+    exit_code = 8
+
+
+class ComputeError(RegressopsError):
+    """The compute engine failed: the scheduler cannot be reached, a worker died mid-task."""
+
+    default_reason = "compute_failed"
+    exit_code = 10

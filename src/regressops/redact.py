@@ -23,10 +23,11 @@ __all__ = ["SECRET_PARAM", "redact_text", "redact_url"]
 #: Query-string or keyword names whose values are secrets.
 SECRET_PARAM = re.compile(r"pass|secret|token|key|credential|pwd", re.IGNORECASE)
 
-# scheme://userinfo@ — userinfo runs to the last "@" before white space or the next URL (a
-# password may itself hold "@", ":", "/" or "%"); a username without a password is kept.
+# scheme://userinfo@ — userinfo runs to the last "@" before white space (a password may itself
+# hold "@", ":", "/", "%" or even "://"); a username without a password is kept. Two URLs with
+# no white space between them are masked as one (text is lost, never a password).
 _SCHEME = r"\b[A-Za-z][A-Za-z0-9+.\-]*://"
-_USERINFO = re.compile(rf"(?P<scheme>{_SCHEME})(?P<userinfo>(?:(?!{_SCHEME})\S)*)@")
+_USERINFO = re.compile(rf"(?P<scheme>{_SCHEME})(?P<userinfo>\S*)@")
 # ?password=x or &api_key=y inside a URL's query string
 _QUERY_SECRET = re.compile(r"(?P<key>[?&;][^=&\s#]+)=(?P<value>[^&\s#]*)")
 # libpq keyword form: "host=db password=x" (also password='x y')

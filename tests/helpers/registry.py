@@ -70,16 +70,19 @@ def free_port() -> int:
 
 
 def write_promoter(path: Path) -> Path:
-    """A script that promotes one version at a given wall-clock instant (for races)."""
+    """A script that promotes one version once a barrier file appears (for races): it writes
+    ``<barrier>.ready-<version>`` when set up, then waits for ``<barrier>`` itself."""
     path.write_text(
-        "import sys, time\n"
+        "import os, sys, time\n"
         "from regressops.config import Settings\n"
         "from regressops.training.promotion import promote_version\n"
         "from regressops.errors import RegressopsError\n"
-        "home, uri, name, version, start = sys.argv[1:6]\n"
-        "settings = Settings(home=home, tracking_uri=uri)\n"
-        "import mlflow  # import before the start line so both race on the registry only\n"
-        "while time.time() < float(start):\n"
+        "home, uri, name, version, barrier = sys.argv[1:6]\n"
+        "# the race is about the registry lock, not about latency on a loaded machine\n"
+        "settings = Settings(home=home, tracking_uri=uri, gates={'max_latency_ms': 60000})\n"
+        "import mlflow  # import before the barrier so both race on the registry only\n"
+        "open(f'{barrier}.ready-{version}', 'w').close()\n"
+        "while not os.path.exists(barrier):\n"
         "    time.sleep(0.001)\n"
         "try:\n"
         "    c = promote_version(name, version, why=f'race {version}', settings=settings)\n"
@@ -117,15 +120,44 @@ def race_promotions(
         )
     lifecycle.promote(client, uri, name, versions[0], force=True, why="base")
     script = write_promoter(tmp_path / "promote.py")
-    start = time.time() + 6.0
+    barrier = tmp_path / "go"
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), str(env["home"]), uri, name, v, str(start)],
+            [sys.executable, str(script), str(env["home"]), uri, name, v, str(barrier)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for v in versions[1:]
     ]
-    outs = [p.communicate(timeout=120) for p in procs]
+    ready = [Path(f"{barrier}.ready-{v}") for v in versions[1:]]
+    deadline = time.monotonic() + 300
+    while not all(r.exists() for r in ready) and time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            break  # one failed while setting up: communicate() shows why
+        time.sleep(0.01)
+    barrier.touch()  # both are set up: release them together
+    outs = [p.communicate(timeout=300) for p in procs]
     return versions, [p.returncode for p in procs], outs
+
+
+def resolve_in_fresh_process(settings: Any, ref: str) -> dict[str, Any]:
+    """Resolve ``ref`` in a new interpreter with ``settings``' home and store; report the
+    version it names and whether MLflow was imported on the way."""
+    import json as _json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from regressops.config import Settings\n"
+        "from regressops.registry.resolve import resolve_model\n"
+        f"s = Settings(home={str(settings.home)!r}, tracking_uri={settings.tracking_uri!r})\n"
+        f"r = resolve_model({ref!r}, settings=s)\n"
+        "print(json.dumps({'version': r.version, 'path': str(r.path),"
+        " 'mlflow': 'mlflow' in sys.modules}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    return dict(_json.loads(done.stdout.strip().splitlines()[-1]))

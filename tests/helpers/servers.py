@@ -90,6 +90,14 @@ class ServerProcess:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
 
+    def wait_for_output(self, text: str, timeout: float = 60.0) -> None:
+        """Block until the server has printed ``text`` (e.g. uvicorn's "Shutting down")."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise TimeoutError(f"the server never printed {text!r}:\n{self.output()}")
+            time.sleep(0.01)
+
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the server process."""
         self.proc.send_signal(sig)
@@ -135,7 +143,7 @@ def requests_then_sigterm(
             sock.sendall(head + body[:half])
         _wait_in_flight(server, n + 1)  # the /metrics request counts itself
         server.signal(signal.SIGTERM)
-        time.sleep(0.3)  # the graceful shutdown has begun with all n in flight
+        server.wait_for_output("Shutting down")  # the graceful shutdown has begun, n in flight
         for sock in socks:
             sock.sendall(body[half:])
         results = [(_status_of(sock), f"req-{i}") for i, sock in enumerate(socks)]

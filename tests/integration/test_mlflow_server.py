@@ -160,6 +160,23 @@ def test_resolve_and_load_champion_through_the_server(
     )
 
 
+def test_a_cached_champion_resolves_through_the_server_without_mlflow(
+    server: dict[str, Any], champion: dict[str, Any]
+) -> None:
+    from helpers.registry import resolve_in_fresh_process
+    from regressops.registry.store_reader import read_alias
+
+    light = read_alias(server["uri"], "served", "champion")
+    assert light is not None and light.version == champion["version"]
+    assert light.run_id == champion["run"].run_id
+    card = server["client"].get_model_version("served", champion["version"]).tags
+    assert light.card is not None and light.card == card["regressops.card"]  # over REST too
+    assert read_alias(server["uri"], "served", "nosuch") is None
+    resolve_model("models:/served@champion", settings=server["settings"])  # cached now
+    again = resolve_in_fresh_process(server["settings"], "models:/served@champion")
+    assert again["version"] == champion["version"] and again["mlflow"] is False
+
+
 def test_mlflow_models_serve_answers_like_our_bundle(
     server: dict[str, Any], champion: dict[str, Any]
 ) -> None:

@@ -9,13 +9,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from helpers.registry import diabetes_split, race_promotions, train_and_log
+from helpers.registry import (
+    diabetes_split,
+    race_promotions,
+    resolve_in_fresh_process,
+    train_and_log,
+)
 from regressops.config import GateSettings, Settings
 from regressops.errors import ConfigError, GateFailed, RegistryError
 from regressops.models.bundle import load_bundle
 from regressops.registry import lifecycle
 from regressops.registry.connection import active_tracking, connect
 from regressops.registry.resolve import resolve_model
+from regressops.registry.store_reader import read_alias, read_version
 from regressops.training.promotion import promote_version, register_and_promote
 
 
@@ -193,3 +199,33 @@ def test_concurrent_promotions_from_two_processes_serialise(
 
 def _aliases(client: Any, name: str) -> dict[str, str]:
     return {k: str(v) for k, v in client.get_registered_model(name).aliases.items()}
+
+
+def test_a_cached_champion_resolves_without_importing_mlflow(store: dict[str, Any]) -> None:
+    settings, uri, client = store["settings"], store["uri"], store["client"]
+    name = "fast"
+    _, test = diabetes_split()
+    run, bundle, report = train_and_log(settings, uri, name=name)
+    version, change, _ = register_and_promote(
+        client, uri, name, model_uri=run.model_uri, run_id=run.run_id, model_id=run.model_id,
+        bundle=bundle, eval_frame=test, report=report, settings=settings,
+    )  # fmt: skip
+    assert change is not None
+    light = read_alias(uri, name, "champion")
+    assert light is not None and (light.version, light.run_id) == (version, run.run_id)
+    card = client.get_model_version(name, version).tags["regressops.card"]
+    assert light.card == card  # the model card's context comes with it, for /model-check
+    assert read_version(uri, name, version) == light.__class__(name, "", version, run.run_id, card)
+    assert read_alias(uri, name, "nosuch") is None and read_version(uri, name, "99") is None
+    # the first resolution downloads through MLflow; later ones need no MLflow at all
+    first = resolve_model(f"models:/{name}@champion", settings=settings)
+    again = resolve_in_fresh_process(settings, f"models:/{name}@champion")
+    assert again == {"version": version, "path": str(first.path), "mlflow": False}
+    by_version = resolve_in_fresh_process(settings, f"models:/{name}/{version}")
+    assert by_version["version"] == version and not by_version["mlflow"]
+    # a cached bundle recorded from another store is not trusted: MLflow resolves it again
+    model_json = Path(first.path) / "model.json"
+    doc = json.loads(model_json.read_text())
+    doc["registry"]["uri"] = "sqlite:////elsewhere/mlflow.db"
+    model_json.write_text(json.dumps(doc))
+    assert resolve_in_fresh_process(settings, f"models:/{name}@champion")["mlflow"] is True

@@ -46,14 +46,22 @@ class Load:
                     self.statuses[status] += 1
                     self.versions[version] += 1
 
+    def answered(self) -> int:
+        """Requests answered so far (any status)."""
+        with self._lock:
+            return sum(self.statuses.values())
+
     def __enter__(self) -> Load:
         for t in self._threads:
             t.start()
-        time.sleep(0.3)
+        # traffic is flowing before the test acts (not a fixed sleep: a loaded machine is slow)
+        assert _wait_for(lambda: self.answered() >= 20, 60), self.statuses
         return self
 
     def __exit__(self, *exc: object) -> None:
-        time.sleep(0.3)
+        if exc[0] is None:  # and it keeps flowing after the last action
+            after = self.answered() + 20
+            assert _wait_for(lambda: self.answered() >= after, 60), self.statuses
         self._stop.set()
         for t in self._threads:
             t.join(30)
@@ -81,7 +89,7 @@ def test_reload_under_load_has_zero_failed_requests(tmp_path: Path) -> None:
             make_bundle(model, version="2", shift=10.0)
             r = httpx.post(f"{server.url}/admin/reload", timeout=10)
             assert r.status_code == 200 and r.json()["version"] == "2", r.text
-            time.sleep(0.2)
+            assert _wait_for(lambda: load.versions["2"] > 0), load.versions
             make_bundle(model, version="3", shift=20.0)
             server.signal(signal.SIGHUP)
             assert _wait_for(lambda: _version(server.url) == "3"), server.output()
@@ -115,7 +123,13 @@ def test_two_workers_share_metrics_and_roll_on_sighup(tmp_path: Path) -> None:
         for _ in range(40):  # fresh connections spread over both workers
             r = httpx.post(f"{server.url}/stream", json={"data": ROW})
             assert r.status_code == 200
-        time.sleep(1.5)  # each worker moves its counts into the shared files every second
+        # each worker moves its counts into the shared files every second: wait for them
+        assert _wait_for(
+            lambda: _metric(
+                httpx.get(f"{server.url}/metrics").text, "regressops_requests_total",
+                endpoint="/stream", status="200",
+            ) == 40
+        ), httpx.get(f"{server.url}/metrics").text  # fmt: skip
         for _ in range(6):
             text = httpx.get(f"{server.url}/metrics").text
             assert (

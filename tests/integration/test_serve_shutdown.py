@@ -85,3 +85,27 @@ def test_sigterm_flushes_every_row_to_postgresql(tmp_path: Path, pg_schema: str)
     _check(results, Counter({rid: n for rid, n in counts}))
     assert one.endpoint == "/batch" and one.model_name == "diabetes"
     assert set(one.features) == {"age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"}
+
+
+@pytest.mark.postgres
+def test_feedback_labels_reach_postgresql_beside_the_log(tmp_path: Path, pg_schema: str) -> None:
+    import httpx
+
+    from regressops.serving.log.labels import iter_labels
+
+    make_bundle(tmp_path / "model")
+    url = f"{PG_URL}?options=-csearch_path%3D{pg_schema}"
+    server = ServerProcess(tmp_path / "model", tmp_path / "home", prediction_log=url).wait_ready()
+    try:
+        answer = httpx.post(f"{server.url}/stream", json={"data": ROW}, timeout=30)
+        rid = answer.headers["x-request-id"]
+        r = httpx.post(
+            f"{server.url}/feedback", json=[{"request_id": rid, "row": 0, "label": 140.0}]
+        )
+        assert r.status_code == 200 and r.json() == {"accepted": 1}, r.text
+        bad = httpx.post(f"{server.url}/feedback", json=[{"request_id": rid, "row": "x"}])
+        assert bad.status_code == 422 and bad.json()["reason"] == "invalid_request"
+    finally:
+        server.stop()
+    labels = list(iter_labels(url))
+    assert [(x["request_id"], x["row"], x["label"]) for x in labels] == [(rid, 0, 140.0)]

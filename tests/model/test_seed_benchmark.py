@@ -102,3 +102,21 @@ def test_an_unused_column_changes_nothing(california_split: tuple) -> None:
     X_other = np.column_stack([X_test, np.full(len(X_test), 123.0)])
     np.testing.assert_allclose(padded.predict(X_other), padded.predict(X_zero))
     np.testing.assert_allclose(padded.predict(X_zero), model.predict(X_test), rtol=1e-9)
+
+
+@pytest.mark.parametrize("path", ["compiled", "numpy"])
+@pytest.mark.parametrize("seed", range(20))
+def test_sgd_reaches_the_seed_mark_for_seeds_0_to_19_on_both_paths(
+    diabetes_bmi: tuple, seed: int, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled loop (numba) and the numpy path it replaces, seed by seed."""
+    from regressops.models import _compiled
+
+    if path == "numpy":
+        monkeypatch.setenv(_compiled.ENV_SWITCH, "0")
+    else:
+        monkeypatch.delenv(_compiled.ENV_SWITCH, raising=False)
+        assert _compiled.sgd_loop() is not None  # numba is a dev dependency
+    X_train, y_train, X_test, y_test = diabetes_bmi
+    model = LinearRegressor(solver="sgd", random_state=seed).fit(X_train, y_train)
+    assert r2_score(y_test, model.predict(X_test)) >= 0.4676

@@ -33,3 +33,16 @@ DatasetNameOpt = Annotated[
         "--dataset", "-d", help="Dataset: a built-in one or one declared in regressops.toml."
     ),
 ]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine", help="numpy (in this process) or dask [default: [compute] engine, numpy]."
+    ),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Dask scheduler: tcp://HOST:PORT, or local[:N] for N local worker processes.",
+    ),
+]

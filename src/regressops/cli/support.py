@@ -26,6 +26,7 @@ import typer
 from typer.core import TyperGroup
 
 from regressops.errors import RegressopsError
+from regressops.extras import missing_extra
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -135,6 +136,9 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     except Exception as exc:
         if state["debug"]:
             err().print(traceback.format_exc(), markup=False)
+        if (missing := missing_extra(exc)) is not None:
+            fail(missing.message, missing.exit_code)
+        if state["debug"]:
             fail(f"unexpected error: {type(exc).__name__}: {_first_line(exc)}", 1)
         fail(
             f"unexpected error: {type(exc).__name__}: {_first_line(exc)} (rerun as "
@@ -187,6 +191,8 @@ def metrics_table(title: str, columns: dict[str, dict[str, Any]]) -> None:
 
 def shown(path: Path) -> str:
     """A path as the user should type it: relative to the working directory when inside it."""
+    if "://" in str(path):  # an object-storage URI (a lake on S3)
+        return str(path)
     rel = os.path.relpath(path.resolve())
     return shlex.quote(rel if not rel.startswith("..") else str(path.resolve()))
 

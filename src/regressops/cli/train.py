@@ -11,7 +11,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from regressops.cli.options import DataOpt, DatasetOpt, JsonOpt, ModelDirOpt, TargetOpt, TrackingOpt
+from regressops.cli import compute
+from regressops.cli.options import (
+    DataOpt,
+    DatasetOpt,
+    EngineOpt,
+    JsonOpt,
+    ModelDirOpt,
+    SchedulerOpt,
+    TargetOpt,
+    TrackingOpt,
+)
 from regressops.cli.support import (
     err,
     fail,
@@ -100,9 +110,22 @@ def train(
             help="A drift.json of `regressops monitor`: train without its drifted features."
         ),
     ] = None,
+    engine: EngineOpt = None,
+    scheduler: SchedulerOpt = None,
+    quantize: Annotated[
+        str | None,
+        typer.Option(
+            help="int8: quantise the trained linear model into <bundle>-int8 and gate, log and "
+            "register that one (the float bundle stays)."
+        ),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Train model(s) on one split, gate, log to MLflow, save bundles; --register the best."""
+    if compute.engine_requested(engine, scheduler):
+        options = {k: v for k, v in locals().items() if k not in ("engine", "scheduler")}
+        compute.train(engine=engine, scheduler=scheduler, options=options, json_output=json_output)
+        return
     from regressops.config import get_settings
     from regressops.data.split import parse_test_size
     from regressops.training.candidates import train_candidates
@@ -121,6 +144,7 @@ def train(
         track=settings.train.track if track is None else track,
         register=register,
         tracking_uri=tracking_uri,
+        quantize=quantize,
         dataset=dataset,
         data=data,
         target=target,
@@ -234,9 +258,25 @@ def predict(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Output file; its suffix picks the format.")
     ],
+    engine: EngineOpt = None,
+    scheduler: SchedulerOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Predict every row of a file; write the rows with a 'prediction' column."""
+    """Predict every row of a file; write the rows with a 'prediction' column.
+
+    With --engine dask: every row of a Parquet/CSV file or folder, into a folder of Parquet
+    files with the model's name and version beside each prediction.
+    """
+    if compute.engine_requested(engine, scheduler):
+        compute.predict(
+            engine=engine,
+            scheduler=scheduler,
+            model=model,
+            input_path=input_path,
+            output=output,
+            json_output=json_output,
+        )
+        return
     from regressops.training.evaluate import predict as predict_file
 
     result = run(predict_file, model, input_path, output)

@@ -22,7 +22,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,6 +30,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from regressops.config import Settings, get_settings
+from regressops.data.storage import (
+    delete_files,
+    delta_options,
+    filesystem,
+    is_remote,
+    list_files,
+    location,
+    subfolders,
+)
 from regressops.errors import DataError
 
 if TYPE_CHECKING:
@@ -85,38 +94,69 @@ class Lake:
     Parameters
     ----------
     root : path-like
-        The lake folder (``settings.lake_dir``).
+        The lake folder (``settings.lake_dir``), or an object-storage URI (``s3://bucket/lake``,
+        ``[data] lake_uri``).
+    storage_options : mapping, optional
+        Object-storage options (endpoint, region) of a remote root.
     """
 
-    def __init__(self, root: Path | str) -> None:
-        self.root = Path(root)
+    def __init__(self, root: Path | str, storage_options: Mapping[str, str] | None = None) -> None:
+        self.root = location(root)
+        self.remote = is_remote(self.root)
+        self.storage_options = dict(storage_options or {})
+        self._pinned: dict[str, dict[str, int | None]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Lake:
-        """The lake under ``settings.lake_dir``."""
-        return cls((settings or get_settings()).lake_dir)
+        """The lake at ``settings.data.lake_uri``, or under ``settings.lake_dir``."""
+        settings = settings or get_settings()
+        root = settings.data.lake_uri or settings.lake_dir
+        return cls(root, settings.data.storage_options)
 
     def path(self, dataset: str, table: str) -> Path:
-        """Folder of a dataset's table."""
+        """Folder of a dataset's table (an :class:`~regressops.data.storage.ObjectPath` URI
+        on object storage)."""
         if table not in TABLES:
             raise ValueError(f"unknown lake table {table!r}; expected one of {TABLES}")
         return (self.root / dataset / table).resolve()
+
+    def _delta(self, dataset: str, table: str, version: int | None = None) -> DeltaTable:
+        from deltalake import DeltaTable
+
+        options = delta_options(self.root, self.storage_options) or None
+        return DeltaTable(str(self.path(dataset, table)), version=version, storage_options=options)
 
     def exists(self, dataset: str, table: str) -> bool:
         """Whether the table has at least one committed version."""
         from deltalake import DeltaTable
 
         path = self.path(dataset, table)
+        if self.remote:
+            options = delta_options(self.root, self.storage_options)
+            return bool(DeltaTable.is_deltatable(str(path), storage_options=options))
         return path.is_dir() and DeltaTable.is_deltatable(str(path))
 
     @contextlib.contextmanager
     def lock(self, dataset: str) -> Iterator[None]:
         """Hold the dataset's writer lock: one extract or validate of a dataset at a time.
 
-        An exclusive ``flock`` on ``<lake>.locks/<dataset>.lock`` (outside the lake, released
-        by the kernel if the process dies); waits for the holder. Without ``fcntl`` (Windows)
-        it does nothing.
+        Local lake: an exclusive ``flock`` on ``<lake>.locks/<dataset>.lock`` (outside the
+        lake, released by the kernel if the process dies); waits for the holder. Without
+        ``fcntl`` (Windows) it does nothing.
+
+        Object storage: no lock service. The versions of the dataset's tables are pinned when
+        the lock is taken, and every write under it commits against its pinned version with a
+        conditional put and no retry: if another writer committed to the table meanwhile, the
+        write fails (:class:`DataError`, reason ``concurrent_write``) and its files are
+        removed, rather than interleaving with the other run.
         """
+        if self.remote:
+            self._pinned[dataset] = {t: self.latest_version(dataset, t) for t in TABLES}
+            try:
+                yield
+            finally:
+                self._pinned.pop(dataset, None)
+            return
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not on POSIX
@@ -133,11 +173,8 @@ class Lake:
 
     def datasets(self) -> list[str]:
         """Datasets with at least one table in the lake."""
-        if not self.root.is_dir():
-            return []
-        return sorted(
-            d.name for d in self.root.iterdir() if any(self.exists(d.name, t) for t in TABLES)
-        )
+        names = subfolders(self.root, self.storage_options)
+        return [d for d in names if any(self.exists(d, t) for t in TABLES)]
 
     def latest_version(self, dataset: str, table: str) -> int | None:
         """The table's newest version, or ``None`` when it has none."""
@@ -151,15 +188,12 @@ class Lake:
         DataError
             The table does not exist or has no such version.
         """
-        from deltalake import DeltaTable
-
         if not self.exists(dataset, table):
             raise DataError(
                 f"the lake has no {table} table for dataset {dataset!r} (under {self.root})",
                 reason="not_in_lake",
             )
-        path = str(self.path(dataset, table))
-        table_ = DeltaTable(path)
+        table_ = self._delta(dataset, table)
         if version is None:
             return table_
         latest = table_.version()
@@ -168,7 +202,7 @@ class Lake:
                 f"{dataset} {table} has no version {version}; its versions are 0 to {latest}",
                 reason="unknown_version",
             )
-        return DeltaTable(path, version=version)
+        return self._delta(dataset, table, version)
 
     def history(self, dataset: str, table: str) -> list[TableVersion]:
         """Every version of the table, oldest first (empty when the table does not exist)."""
@@ -228,6 +262,11 @@ class Lake:
         iterator it is consuming). Tables written by regressops have no partitions and no
         deletion vectors, so their files are the version's rows.
         """
+        files = self.files(dataset, table, version)
+        return _read_files(files, columns, batch_size, self.storage_options)
+
+    def files(self, dataset: str, table: str, version: int | None = None) -> list[str]:
+        """URIs of a version's data files, by first ``_row_seq`` (see :meth:`scan`)."""
         import pyarrow as pa
 
         delta = self.open(dataset, table, version)
@@ -240,8 +279,7 @@ class Lake:
                 strict=True,
             ):
                 first_seq[Path(path).name] = seq if seq is not None else -1
-        files = sorted(delta.file_uris(), key=lambda f: first_seq.get(Path(f).name, -1))
-        return _read_files(files, columns, batch_size)
+        return sorted(delta.file_uris(), key=lambda f: first_seq.get(Path(f).name, -1))
 
     def read(
         self,
@@ -297,7 +335,9 @@ class Lake:
         existed = self.exists(dataset, table)
         if existed:
             _check_same_schema(self.schema(dataset, table), schema, f"{dataset} {table}")
-        before = _files(path)
+        target, retries = self._write_target(dataset, table, existed)
+        before_remote = list_files(path, self.storage_options) if self.remote else set()
+        before = set() if self.remote else _files(path)
         failure: list[BaseException] = []
 
         def conformed() -> Iterator[pa.RecordBatch]:
@@ -313,37 +353,85 @@ class Lake:
         reader = pa.RecordBatchReader.from_batches(schema, conformed())
         try:
             write_deltalake(
-                str(path),
+                target,
                 reader,
                 mode=mode,
                 target_file_size=TARGET_FILE_BYTES,
                 writer_properties=WriterProperties(max_row_group_size=ROW_GROUP_ROWS),
                 commit_properties=CommitProperties(
-                    custom_metadata={METADATA_KEY: json.dumps(info, default=str)}
+                    custom_metadata={METADATA_KEY: json.dumps(info, default=str)},
+                    max_commit_retries=retries,
                 ),
+                storage_options=delta_options(path, self.storage_options) or None
+                if isinstance(target, str)
+                else None,
             )
         except BaseException as exc:
-            _discard(path, existed, before)
+            if self.remote:
+                self._discard_remote(dataset, table, before_remote)
+            else:
+                _discard(path, existed, before)
             if failure:
                 raise failure[0] from None
+            if type(exc).__name__ == "CommitFailedError" and dataset in self._pinned:
+                raise DataError(
+                    f"another writer committed to {dataset} {table} while this run held its "
+                    "lock; nothing was written: run again",
+                    reason="concurrent_write",
+                ) from None
             raise DataError(
                 f"cannot write the {table} table of {dataset}: {type(exc).__name__}: "
                 f"{_first_line(exc)}",
                 reason="lake_write_failed",
             ) from exc
         version = self.open(dataset, table).version()
+        if dataset in self._pinned:
+            self._pinned[dataset][table] = version
         logger.info("wrote %s %s v%d (%s)", dataset, table, version, mode)
         return version
+
+    def _write_target(self, dataset: str, table: str, existed: bool) -> tuple[Any, int | None]:
+        """What a write commits against: the URI, or (object storage, under the lock) the
+        pinned version with no commit retry, so a concurrent writer's commit makes it fail."""
+        uri = str(self.path(dataset, table))
+        pinned = self._pinned.get(dataset)
+        if not self.remote or pinned is None:
+            return uri, None
+        version = pinned.get(table)
+        latest = self.latest_version(dataset, table) if existed else None
+        if latest != version:
+            raise DataError(
+                f"another writer committed to {dataset} {table} while this run held its lock "
+                f"(v{version} -> v{latest}); nothing was written: run again",
+                reason="concurrent_write",
+            )
+        return (uri if version is None else self._delta(dataset, table, version)), 0
+
+    def _discard_remote(self, dataset: str, table: str, before: set[str]) -> None:
+        """Delete the data files a failed write added (never a file a version refers to)."""
+        path = self.path(dataset, table)
+        added = list_files(path, self.storage_options) - before
+        added = {f for f in added if "/_delta_log/" not in f}
+        if added and self.exists(dataset, table):
+            referenced = {
+                uri.split("://", 1)[-1] for uri in self._delta(dataset, table).file_uris()
+            }
+            added -= referenced
+        delete_files(path, self.storage_options, added)
 
 
 # ---------------------------------------------------------------------- rows and schemas
 def _read_files(
-    files: list[str], columns: list[str] | None, batch_size: int
+    files: list[str],
+    columns: list[str] | None,
+    batch_size: int,
+    storage_options: Mapping[str, str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     import pyarrow.parquet as pq
 
-    for path in files:
-        with pq.ParquetFile(path) as parquet:
+    for uri in files:
+        fs, path = filesystem(uri, storage_options or {})
+        with pq.ParquetFile(path if fs is None else fs.open_input_file(path)) as parquet:
             yield from parquet.iter_batches(batch_size=batch_size, columns=columns)
 
 

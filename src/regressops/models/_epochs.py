@@ -15,6 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg import lapack
 
+from regressops.models import _compiled as compiled
+
 if TYPE_CHECKING:
     from regressops.models._iterative import IterState
 
@@ -24,6 +26,7 @@ IntArray = NDArray[np.intp]
 SGD_BLOCK = 128  # sequential SGD updates computed per triangular solve
 GATHER_ROWS = 8192  # rows gathered and standardised per chunk
 LOSS_ROWS = 262144
+_NO_WEIGHTS = np.empty(0)
 
 
 def gathered(
@@ -124,10 +127,32 @@ def epoch_sgd(
     With ``theta_{t+1} = D theta_t + x_t u_t`` (``D`` the L2 decay, ``u_t = g_t r_t``), the
     residuals of a block satisfy ``(I + tril(P Q^T, -1) diag(g)) r = y - P theta_0`` where
     ``P = X * d**t`` and ``Q = X * d**-(s+1)``: one unit-triangular solve per block, exactly
-    the sequential updates (to rounding).
+    the sequential updates (to rounding). With numba (:mod:`._compiled`) one compiled loop
+    makes the same updates one by one instead.
     """
     theta, step = state.theta, state.step
     decay = np.append(1.0 - step * pen_w, 1.0)
+    loop = compiled.sgd_loop()
+    if loop is not None:
+        state.n_avg = loop(
+            X,
+            y,
+            _NO_WEIGHTS if cw is None else cw,
+            cw is not None,
+            order,
+            state.x_mean,
+            state.x_scale,
+            float(state.y_mean),
+            float(state.y_scale),
+            1.0 if state.fit_intercept else 0.0,
+            float(step),
+            decay,
+            theta,
+            state.theta_avg,
+            int(state.n_avg),
+            bool(averaging),
+        )
+        return
     smallest = float(decay.min())
     block = SGD_BLOCK
     if smallest < 1.0:  # keep d**-k far from overflow
@@ -170,11 +195,19 @@ def importance_draws(
     n = len(X)
     c = np.ones(n) if cw is None else cw
     norms2 = np.empty(n)
-    for start in range(0, n, LOSS_ROWS):
-        xb = (X[start : start + LOSS_ROWS] - state.x_mean) / state.x_scale
-        norms2[start : start + LOSS_ROWS] = np.einsum("ij,ij->i", xb, xb)
-    if state.fit_intercept:
-        norms2 += 1.0
+    icpt = 1.0 if state.fit_intercept else 0.0
+    norms = compiled.kernel("row_norms2")
+    if norms is not None:
+        norms(X, state.x_mean, state.x_scale, icpt, norms2)
+    else:
+        xb = np.empty((min(n, GATHER_ROWS), X.shape[1]))  # cache-sized: no page faults
+        for start in range(0, n, GATHER_ROWS):
+            block = X[start : start + GATHER_ROWS]
+            out = xb[: len(block)]
+            np.subtract(block, state.x_mean, out=out)
+            out /= state.x_scale
+            norms2[start : start + len(block)] = np.einsum("ij,ij->i", out, out)
+        norms2 += icpt
     cn2 = c * norms2
     p = 0.5 / n + 0.5 * cn2 / max(float(cn2.sum()), 1e-300)
     p /= p.sum()
@@ -187,6 +220,10 @@ def draw(state: IterState, cdf: FloatArray) -> IntArray:
     """``len(cdf)`` row indices drawn with replacement from the distribution ``cdf``."""
     u = state.rng.random_sample(len(cdf))
     u.sort()  # sorted queries walk the table in order: several times faster than random ones
-    idx = np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
+    walk = compiled.kernel("sorted_draws")
+    if walk is not None:
+        idx = walk(cdf, u)
+    else:
+        idx = np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
     state.rng.shuffle(idx)
     return idx

@@ -16,7 +16,7 @@ factors with different shifts and scales can be merged exactly (a column operati
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg import lapack, lstsq, solve_triangular, svd, svdvals
 
+from regressops.models import _gram
 from regressops.models._parallel import blas_single_thread, row_ranges
 
 FloatArray = NDArray[np.float64]
@@ -77,6 +78,7 @@ class QRFactor:
     R: FloatArray = field(init=False)
     n_samples_seen: int = field(default=0, init=False)
     sum_weights: float = field(default=0.0, init=False)
+    method: str = field(default="householder", init=False)
 
     def __post_init__(self) -> None:
         self.R = np.zeros((self.p, self.p), order="F")
@@ -87,21 +89,23 @@ class QRFactor:
     ) -> QRFactor:
         """Create an empty factor whose shift and scale come from one (weighted) chunk."""
         d = X.shape[1]
-        total = float(len(X) if w is None else w.sum())
+        # Shift and scale only condition the factor (any shift gives the same solution): the
+        # mean of a strided sample of rows is close enough to centre, without a pass over X.
+        step = max(1, len(X) // _SCALE_SAMPLE)
+        Xs, ys, ws = X[::step], y[::step], None if w is None else w[::step]
+        if ws is not None and not ws.sum() > 0:  # the sample missed every weighted row
+            Xs, ys, ws = X, y, w
+        total = float(len(Xs) if ws is None else ws.sum())
         if fit_intercept and total > 0:
-            # gemv-style means: no temporary of X's size
-            shift = (X.sum(axis=0) if w is None else w @ X) / total
-            y_shift = float((y.sum() if w is None else w @ y) / total)
+            shift = (Xs.sum(axis=0) if ws is None else ws @ Xs) / total
+            y_shift = float((ys.sum() if ws is None else ws @ ys) / total)
         else:
             shift, y_shift = np.zeros(d), 0.0
-        # The scale only conditions the factor: a strided sample of rows is enough.
-        step = max(1, len(X) // _SCALE_SAMPLE)
-        Xs, ws = X[::step], None if w is None else w[::step]
         if len(Xs) and (ws is None or ws.sum() > 0):
-            spread = np.sqrt(np.average((Xs - shift) ** 2, axis=0, weights=ws))
+            spread, largest = _spread(Xs, ws, shift)
             # a spread at the rounding level of the values (one row, a constant column) is
             # noise, not a scale: it would blow the column up by up to 1/eps
-            spread[spread <= 16 * _EPS * np.abs(Xs).max(axis=0)] = 0.0
+            spread[spread <= 16 * _EPS * largest] = 0.0
         else:
             spread = np.ones(d)
         return cls(shift, power_of_two_scale(spread), y_shift, fit_intercept)
@@ -137,18 +141,38 @@ class QRFactor:
         sample_weight: FloatArray | None = None,
         *,
         block_rows: int | None = None,
+        check_finite: Callable[[], object] | None = None,
     ) -> QRFactor:
         """Fold the rows ``(X, y)`` into the factor; returns ``self``.
 
-        Large inputs are split into contiguous row ranges factorised in parallel threads (one
-        per BLAS thread allowed, each with single-threaded BLAS), then merged: a tree (TSQR)
-        of small Householder factorisations.
+        ``check_finite``, when given, raises if ``X`` or ``y`` holds a non-finite value: the
+        caller has not checked them. It is called before any Householder factorisation, and
+        by the Gram path only when the sums come out non-finite (any NaN or infinity in the
+        rows makes them so), which saves a pass over ``X``.
+
+        From :data:`._gram.GRAM_MIN_ROWS` rows on, the rows' factor is first computed from
+        the Cholesky factor of their Gram matrix (one BLAS pass, see :mod:`._gram`) and kept
+        when its condition number certifies it; otherwise, large inputs are split into
+        contiguous row ranges factorised in parallel threads (one per BLAS thread allowed,
+        each with single-threaded BLAS), then merged: a tree (TSQR) of small Householder
+        factorisations. :attr:`method` says which factorisation the last update used.
         """
         n = X.shape[0]
         if n == 0:
             return self
-        rows = min(n, _block_rows(self.p, block_rows))
         sqrt_w = None if sample_weight is None else np.sqrt(sample_weight)
+        if n >= _gram.GRAM_MIN_ROWS:
+            finite = self._gram_update(X, y, sqrt_w)
+            if finite is None:
+                self.n_samples_seen += n
+                self.sum_weights += float(n if sample_weight is None else sample_weight.sum())
+                return self
+            if check_finite is not None and not finite:
+                check_finite()
+        elif check_finite is not None:
+            check_finite()
+        self.method = "householder"
+        rows = min(n, _block_rows(self.p, block_rows))
         parts = row_ranges(n, rows)
         if len(parts) == 1:
             with blas_single_thread():
@@ -167,6 +191,28 @@ class QRFactor:
         self.n_samples_seen += n
         self.sum_weights += float(n if sample_weight is None else sample_weight.sum())
         return self
+
+    def _gram_update(self, X: FloatArray, y: FloatArray, sqrt_w: FloatArray | None) -> bool | None:
+        """Fold the rows in through a certified Cholesky factor.
+
+        Returns None when done; otherwise (not certified) whether the Gram sums were finite.
+        """
+        R, finite = _gram.certified_factor(
+            X,
+            y,
+            sqrt_w,
+            shift=self.shift,
+            scale=self.scale,
+            y_shift=self.y_shift,
+            fit_intercept=self.fit_intercept,
+        )
+        if R is None:
+            return finite
+        self.R = (
+            R if self.n_samples_seen == 0 else _triangular_factor(np.vstack([self.R, R]), self.p)
+        )
+        self.method = "cholesky"
+        return None
 
     def _factor_rows(
         self,
@@ -234,6 +280,7 @@ class QRFactor:
         """An independent copy."""
         new = QRFactor(self.shift.copy(), self.scale.copy(), self.y_shift, self.fit_intercept)
         new.R = self.R.copy(order="F")
+        new.method = self.method
         new.n_samples_seen = self.n_samples_seen
         new.sum_weights = self.sum_weights
         return new
@@ -397,6 +444,26 @@ class QRFactor:
             if first:
                 g[0] += r.sum()
         return g.astype(np.float64)
+
+
+def _spread(
+    X: FloatArray, w: FloatArray | None, shift: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """(Weighted) root-mean-square deviation from ``shift`` and largest magnitude per column.
+
+    In blocks of rows, so the temporaries stay small whatever the sample's size.
+    """
+    d, rows = X.shape[1], max(256, 2**19 // max(X.shape[1], 1))
+    squares, largest = np.zeros(d), np.zeros(d)
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite X: refused later
+        for start in range(0, len(X), rows):
+            block = X[start : start + rows]
+            dev = block - shift
+            dev *= dev
+            squares += dev.sum(axis=0) if w is None else w[start : start + rows] @ dev
+            np.maximum(largest, np.abs(block).max(axis=0), out=largest)
+    total = float(len(X) if w is None else w.sum())
+    return np.sqrt(squares / total), largest
 
 
 def rank_rtol(n_features: int, n_rows: int) -> float:

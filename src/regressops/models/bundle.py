@@ -5,8 +5,10 @@ Layout::
     <bundle>/
       model.json     format version, name, kind, estimator parameters, feature spec, and
                      for linear kinds the coefficients and intercept (model-space, i.e. for
-                     the spec's output columns); for other kinds a pointer to a safely
-                     serialised artefact (``artifact``, relative to the bundle)
+                     the spec's output columns) — for ``linear-int8`` the int8 values and
+                     scales under ``quantization`` instead of ``coef``; for other kinds a
+                     pointer to a safely serialised artefact (``artifact``, relative to the
+                     bundle)
       metrics.json   evaluation metrics (test-set ``r2``, ``rmse``, ``mse``, ``mae`` at the top
                      level; more under nested keys)
       lineage.json   where the training data came from (source, rows, hash, split, seed,
@@ -35,27 +37,19 @@ import numpy as np
 
 from regressops.errors import BundleError
 from regressops.features import FeatureSpec
+from regressops.models.quantize import INT8_KIND, QuantizedCoefficients
 
 logger = logging.getLogger(__name__)
 
 BUNDLE_FORMAT_VERSION = 1
-LINEAR_KINDS = frozenset({"linear", "ridge"})
+LINEAR_KINDS = frozenset({"linear", "ridge", INT8_KIND})
 MODEL_FILE = "model.json"
 METRICS_FILE = "metrics.json"
 LINEAGE_FILE = "lineage.json"
 
-# Loaders for non-linear kinds, registered by the module that can read their artefact
-# (e.g. a skops loader for tree models). Keyed by ``model.json["artifact_format"]``.
-ArtifactLoader = Callable[[Path, Mapping[str, Any]], Any]
-_ARTIFACT_LOADERS: dict[str, ArtifactLoader] = {}
-# Modules that register a loader when imported; imported on first need, so a tree bundle loads
-# without the caller importing them (and a linear bundle never imports them).
-_LOADER_MODULES = {"skops": "regressops.models.skops_io"}
-
-
-def register_artifact_loader(fmt: str, loader: ArtifactLoader) -> None:
-    """Register ``loader(bundle_dir, model_json) -> estimator`` for an artefact format."""
-    _ARTIFACT_LOADERS[fmt] = loader
+# The artefact format of non-linear kinds (``model.json["artifact_format"]``): skops, read by
+# regressops.models.skops_io, imported only for such a bundle (a linear bundle needs numpy only).
+SKOPS_FORMAT = "skops"
 
 
 @dataclass
@@ -86,6 +80,9 @@ class ModelBundle:
         ISO-8601 UTC time of training.
     estimator : object, optional
         The in-memory estimator for non-linear kinds (loaded from its artefact).
+    quantized : QuantizedCoefficients, optional
+        For kind ``linear-int8``: the stored int8 coefficients; ``coef`` then holds their
+        dequantised float values, which predictions use.
     extra : dict
         Further JSON-serialisable fields kept in ``model.json`` (e.g. ``artifact``).
     """
@@ -101,6 +98,7 @@ class ModelBundle:
     version: str = "local"
     created_at: str = ""
     estimator: Any = None
+    quantized: QuantizedCoefficients | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -137,7 +135,10 @@ class ModelBundle:
             "feature_spec": self.spec.to_dict(),
             "output_names": self.spec.output_names,
         }
-        if self.coef is not None:
+        if self.quantized is not None:
+            doc["quantization"] = self.quantized.to_dict()
+            doc["intercept"] = float(self.intercept)
+        elif self.coef is not None:
             doc["coef"] = [float(c) for c in np.asarray(self.coef, dtype=np.float64)]
             doc["intercept"] = float(self.intercept)
         doc.update(_jsonable(self.extra))
@@ -228,7 +229,13 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
     except Exception as exc:
         raise BundleError(f"bundle {root} has an invalid model.json: {exc}") from None
     coef = None
-    if "coef" in doc:
+    quantized = None
+    if kind == INT8_KIND:
+        if not isinstance(doc.get("quantization"), Mapping):
+            raise BundleError(f"bundle {root} of kind {kind!r} has no quantization section")
+        quantized = QuantizedCoefficients.from_dict(doc["quantization"], spec)
+        coef = quantized.dequantize()
+    elif "coef" in doc:
         coef = np.asarray(doc["coef"], dtype=np.float64)
         if coef.shape != (spec.n_outputs,) or not np.isfinite(coef).all():
             raise BundleError(
@@ -238,20 +245,18 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
     estimator = None
     fmt = doc.get("artifact_format")
     if coef is None:
-        if fmt not in _ARTIFACT_LOADERS and fmt in _LOADER_MODULES:
-            import importlib
-
-            importlib.import_module(_LOADER_MODULES[str(fmt)])
-        if fmt not in _ARTIFACT_LOADERS:
+        if fmt != SKOPS_FORMAT:
             raise BundleError(
-                f"bundle {root} of kind {kind!r} needs artefact loader {fmt!r}, which is not "
-                "available",
+                f"bundle {root} of kind {kind!r} has artefact format {fmt!r}; expected "
+                f"{SKOPS_FORMAT!r}",
                 reason="unsupported_kind",
             )
-        estimator = _ARTIFACT_LOADERS[fmt](root, doc)
+        from regressops.models.skops_io import load_skops_estimator
+
+        estimator = load_skops_estimator(root, doc)
     known = {
         "format_version", "name", "version", "kind", "created_at", "params",
-        "feature_spec", "output_names", "coef", "intercept",
+        "feature_spec", "output_names", "coef", "intercept", "quantization",
     }  # fmt: skip
     return ModelBundle(
         name=name,
@@ -265,6 +270,7 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         version=str(doc.get("version", "local")),
         created_at=str(doc.get("created_at", "")),
         estimator=estimator,
+        quantized=quantized,
         extra={k: v for k, v in doc.items() if k not in known},
     )
 

@@ -1,8 +1,9 @@
 """``LinearRegressor``: least squares by gradient descent, SGD, mini-batches or exact QR.
 
 A scikit-learn compatible estimator written on numpy/scipy. The iterative solvers live in
-:mod:`regressops.models._iterative`, the streaming, mergeable QR factor of ``"exact"`` in
-:mod:`regressops.models._qr`.
+:mod:`regressops.models._iterative` (the compiled sgd loop in :mod:`regressops.models._compiled`),
+the streaming, mergeable QR factor of ``"exact"`` in :mod:`regressops.models._qr` and its
+Gram/Cholesky fast path in :mod:`regressops.models._gram`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.utils import assert_all_finite
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from regressops.models._parallel import blas_single_thread
 from regressops.models._qr import QRFactor
 
 logger = logging.getLogger(__name__)
@@ -60,13 +63,17 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
     Parameters
     ----------
     solver : {"exact", "gd", "sgd", "minibatch"}, default="exact"
-        ``"exact"``: Householder QR of the centred, scaled design with one step of iterative
-        refinement; never the normal equations. Collinear columns (e.g. every one-hot
-        category beside the intercept) get the minimum-norm least-squares coefficients, as
-        with :class:`sklearn.linear_model.LinearRegression`. Streams in ``partial_fit`` with memory
-        independent of the number of rows, and factors merge (:meth:`merge`).
-        ``"gd"``: full-batch gradient descent. ``"sgd"``: one sample per update, with iterate
-        averaging. ``"minibatch"``: ``batch_size`` samples per update, with iterate averaging.
+        ``"exact"``: the triangular factor of the centred, scaled design, from one Gram
+        pass and a Cholesky where its condition number certifies ``cond**2 * eps <= 1e-12``
+        (large inputs), otherwise from Householder QR with iterative refinement when
+        ill-conditioned (see :mod:`regressops.models._gram`). Collinear columns (e.g. every
+        one-hot category beside the intercept) get the minimum-norm least-squares
+        coefficients, as with :class:`sklearn.linear_model.LinearRegression`. Streams in
+        ``partial_fit`` with memory independent of the number of rows, and factors merge
+        (:meth:`merge`). ``"gd"``: full-batch gradient descent. ``"sgd"``: one sample per
+        update, with iterate averaging (a compiled loop when numba, the ``fast`` extra, is
+        installed). ``"minibatch"``: ``batch_size`` samples per update, with iterate
+        averaging.
         The iterative solvers standardise features and target internally and map the
         coefficients back.
     learning_rate : float or "auto", default="auto"
@@ -201,7 +208,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         regressops.errors.DivergenceError
             When an iterative solver's loss or coefficients become non-finite or blow up.
         """
-        Xa, ya = validate_data(self, X, y, reset=True, dtype=np.float64, y_numeric=True)
+        Xa, ya = self._validate(X, y, reset=True)
         w = self._weights(sample_weight, Xa)
         self._state: Any = None
         if self.solver == "exact":
@@ -241,7 +248,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         first = getattr(self, "_state", None) is None or not hasattr(self, "coef_")
         if not first and getattr(self, "_solver_fitted", self.solver) != self.solver:
             first = True
-        Xa, ya = validate_data(self, X, y, reset=first, dtype=np.float64, y_numeric=True)
+        Xa, ya = self._validate(X, y, reset=first)
         w = self._weights(sample_weight, Xa)
         if first:
             self._state = None
@@ -283,7 +290,8 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
                 f"{self.n_features_in_}"
             )
         mine.merge(theirs)
-        z, R, _ = mine.solve(self.alpha)
+        with blas_single_thread():
+            z, R, _ = mine.solve(self.alpha)
         self._set_exact(mine, z, R)
         self.n_samples_seen_ += other.n_samples_seen_
         return self
@@ -309,6 +317,25 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
 
     # -- internals -------------------------------------------------------------------------
 
+    def _validate(self, X: ArrayLike, y: ArrayLike, *, reset: bool) -> Any:
+        """scikit-learn's checks; ``"exact"`` leaves X's finiteness to its factor (one pass less).
+
+        The exact solver's Gram pass turns any NaN or infinity into non-finite sums and only
+        then runs the full check (:meth:`_check_finite`), with scikit-learn's message.
+        """
+        return validate_data(
+            self,
+            X,
+            y,
+            reset=reset,
+            dtype=np.float64,
+            y_numeric=True,
+            ensure_all_finite=self.solver != "exact",
+        )
+
+    def _check_finite(self, X: NDArray[np.float64]) -> None:
+        assert_all_finite(X, input_name="X", estimator_name=type(self).__name__)
+
     @staticmethod
     def _weights(sample_weight: ArrayLike | None, X: NDArray[np.float64]) -> Any:
         if sample_weight is None:
@@ -324,8 +351,11 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         self._fold(factor, X, y, w)
         self._state = factor
         self._solver_fitted = "exact"
-        z, R, full_rank = factor.solve(self.alpha)
-        if refine and full_rank and factor.needs_refinement(R):
+        # p x p linear algebra: threaded BLAS only stalls on it (badly on a loaded machine)
+        with blas_single_thread():
+            z, R, full_rank = factor.solve(self.alpha)
+            refine = refine and full_rank and factor.needs_refinement(R)
+        if refine:
             z = factor.refine(z, R, X, y, w, self.alpha)
         self._set_exact(factor, z, R)
 
@@ -334,8 +364,9 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
     ) -> None:
         """Fold rows in, reporting progress per block when a callback is set."""
         if self.callback is None:
-            factor.update(X, y, w)
+            factor.update(X, y, w, check_finite=lambda: self._check_finite(X))
             return
+        self._check_finite(X)  # before the first block: a failure leaves the factor as it was
         n, rows = X.shape[0], 262144
         for start in range(0, n, rows):
             stop = min(n, start + rows)

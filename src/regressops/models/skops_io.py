@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from regressops.errors import BundleError
-from regressops.models.bundle import register_artifact_loader
+from regressops.models.bundle import SKOPS_FORMAT
 
 logger = logging.getLogger(__name__)
 
-ARTIFACT_FORMAT = "skops"
+ARTIFACT_FORMAT = SKOPS_FORMAT
 ARTIFACT_FILE = "model.skops"
 
 #: Types beyond skops's own default-trusted set that our tree kinds contain. Nothing else is
@@ -150,6 +150,3 @@ def _estimator_class(kind: str) -> type:
     module, name = ESTIMATOR_CLASSES[kind]
     cls: type = getattr(importlib.import_module(module), name)
     return cls
-
-
-register_artifact_loader(ARTIFACT_FORMAT, load_skops_estimator)

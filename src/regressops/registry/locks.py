@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from regressops.errors import RegistryError
+from regressops.reasons import Reason
 from regressops.registry.connection import mlflow_errors, sqlite_path
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def _tag_lease(
             except RegistryError as exc:
                 # Two first writes of the tag can collide in the store (a unique-key error):
                 # that is losing the race, not a failure; look again.
-                if exc.reason == "tracking_unavailable":
+                if exc.reason == Reason.TRACKING_UNAVAILABLE:
                     raise
                 logger.debug("lease write collided: %s", exc.message)
             else:

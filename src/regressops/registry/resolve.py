@@ -15,17 +15,19 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from regressops.config import Settings, get_settings
 from regressops.errors import ConfigError, RegistryError
+from regressops.models.card import CardContext
 from regressops.redact import redact_text
+from regressops.registry.cards import CARD_TAG, card_context
 from regressops.registry.connection import connect, mlflow_errors, tracking_uri
 from regressops.registry.lifecycle import alias_version, get_version
 from regressops.registry.pyfunc import BUNDLE_SUBPATH
+from regressops.registry.store_reader import read_alias, read_version
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -59,6 +61,7 @@ class ResolvedModel:
     version: str
     path: Path
     run_id: str | None
+    card: CardContext | None = None
 
 
 def is_model_uri(text: str) -> bool:
@@ -118,7 +121,11 @@ def resolve_model(
     settings = settings or get_settings()
     ref = parse_model_uri(uri)
     store = tracking_uri(settings, tracking)
-    client = client or connect(store)
+    if client is None:
+        cached = _cached_without_mlflow(ref, store, settings)
+        if cached is not None:
+            return cached
+        client = connect(store)
     if ref.alias is not None:
         mv = alias_version(client, ref.name, ref.alias)
         if mv is None:
@@ -130,11 +137,45 @@ def resolve_model(
     else:
         mv = get_version(client, ref.name, str(ref.version))
     version = str(mv.version)
-    target = settings.home / "cache" / "models" / _safe(ref.name) / version
+    target = cache_dir(settings, ref.name, version)
     if not (target / "model.json").is_file():
         _download(client, ref.name, version, target, store)
     logger.info("resolved %s to version %s at %s", ref, version, target)
-    return ResolvedModel(ref=ref, version=version, path=target, run_id=mv.run_id)
+    return ResolvedModel(
+        ref=ref, version=version, path=target, run_id=mv.run_id, card=card_context(mv.tags)
+    )
+
+
+def cache_dir(settings: Settings, name: str, version: str) -> Path:
+    """Where version ``version`` of registered model ``name`` is cached under the home."""
+    return settings.home / "cache" / "models" / _safe(name) / version
+
+
+def _cached_without_mlflow(ref: ModelRef, store: str, settings: Settings) -> ResolvedModel | None:
+    """The resolution when the store can be read without MLflow and the version is cached.
+
+    The same checks as through MLflow: the alias (or version) exists and is READY in the
+    registry now, and the cached bundle is that version of that model. ``None``: use MLflow.
+    """
+    if ref.alias is not None:
+        found = read_alias(store, ref.name, ref.alias)
+    else:
+        found = read_version(store, ref.name, str(ref.version))
+    if found is None:
+        return None
+    target = cache_dir(settings, ref.name, found.version)
+    try:
+        registry = json.loads((target / "model.json").read_text()).get("registry", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    same = (registry.get("name"), str(registry.get("version")), registry.get("uri"))
+    if same != (ref.name, found.version, redact_text(store)):
+        return None
+    logger.info("resolved %s to cached version %s at %s", ref, found.version, target)
+    card = card_context({CARD_TAG: found.card} if found.card else None)
+    return ResolvedModel(
+        ref=ref, version=found.version, path=target, run_id=found.run_id, card=card
+    )
 
 
 def resolve_bundle_path(uri: str, *, settings: Settings | None = None) -> Path:
@@ -143,10 +184,18 @@ def resolve_bundle_path(uri: str, *, settings: Settings | None = None) -> Path:
 
 
 def load_registered_bundle(uri: str) -> ModelBundle:
-    """Resolve ``uri`` with the current settings and load its bundle (serving's loader)."""
+    """Resolve ``uri`` with the current settings and load its bundle (serving's loader).
+
+    The version's model card context (tag ``regressops.card``) is kept in the bundle's
+    ``extra["card"]``, so the server shows the same card as the registry.
+    """
     from regressops.models.bundle import load_bundle
 
-    return load_bundle(resolve_model(uri).path)
+    resolved = resolve_model(uri)
+    bundle = load_bundle(resolved.path)
+    if resolved.card is not None:
+        bundle.extra["card"] = resolved.card.to_json()
+    return bundle
 
 
 def alias_fingerprint(uri: str) -> str | None:
@@ -157,18 +206,16 @@ def alias_fingerprint(uri: str) -> str | None:
     ref = parse_model_uri(uri)
     if ref.version is not None:
         return f"{ref.name}/{ref.version}"
+    store = tracking_uri(get_settings())
+    light = read_alias(store, ref.name, str(ref.alias))
+    if light is not None:
+        return f"{ref.name}/{light.version}"
     try:
-        store = tracking_uri(get_settings())
         mv = alias_version(connect(store), ref.name, str(ref.alias))
     except RegistryError as exc:
         logger.warning("cannot check %s for a new version: %s", ref, exc.message)
         return None
     return f"{ref.name}/{mv.version}" if mv is not None else None
-
-
-def model_resolver() -> tuple[Callable[[str], ModelBundle], Callable[[str], str | None]]:
-    """``(load, fingerprint)`` for serving's ``models:/`` references."""
-    return load_registered_bundle, alias_fingerprint
 
 
 def _download(client: MlflowClient, name: str, version: str, target: Path, store: str) -> None:

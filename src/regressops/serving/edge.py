@@ -24,7 +24,7 @@ import orjson
 from regressops.errors import RegressopsError
 from regressops.serving.predictor import Predictor, Scored
 from regressops.serving.problems import ApiError, error_body, protocol_of, status_of
-from regressops.serving.security import API_CSP, SECURITY_HEADERS, request_id
+from regressops.serving.security import API_CSP, SECURITY_HEADERS, is_admin, request_id
 from regressops.serving.state import ServingState
 
 logger = logging.getLogger(__name__)
@@ -151,6 +151,7 @@ class EdgeMiddleware:
             if (
                 state.guard.enabled
                 and not state.guard.is_open(path)
+                and not (state.admin_guard.enabled and is_admin(path))
                 and not state.guard.check(headers.get(b"x-api-key"), headers.get(b"authorization"))
             ):
                 if route is not None:
@@ -166,12 +167,15 @@ class EdgeMiddleware:
             endpoint, handler = route
             body = await self._read_body(receive, headers)
             plog = state.plog
+            log = True
             if plog is not None and plog.backlogged and not await plog.wait_for_room():
-                raise ApiError(
-                    503,
-                    "prediction_log_backlogged",
-                    "the prediction log sink is not keeping up (or failing); retry shortly",
-                )
+                if state.settings.serve.log_when_unwritable != "drop":
+                    raise ApiError(
+                        503,
+                        "prediction_log_backlogged",
+                        "the prediction log sink is not keeping up (or failing); retry shortly",
+                    )
+                log = False  # the operator chose answers over a complete log: counted
             req = HotRequest(
                 body, headers.get(b"content-type", b""), rid, path_params, headers, started
             )
@@ -183,6 +187,7 @@ class EdgeMiddleware:
                     predictor=reply.predictor,
                     scored=reply.scored,
                     started=started,
+                    log=log,
                 )
             status = reply.status
             await _respond(send, status, reply.body, reply.content_type, rid)

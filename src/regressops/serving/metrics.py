@@ -12,7 +12,8 @@ Metrics (prefix ``regressops_``):
 - ``requests_in_flight``;
 - ``rows_predicted_total{endpoint}`` and ``prediction_value`` (distribution of predictions);
 - ``model_info{name,version,kind}`` = 1 for the model being served;
-- ``model_reloads_total{result}`` and ``prediction_log_pending_rows``.
+- ``model_reloads_total{result}``, ``prediction_log_pending_rows``,
+  ``prediction_log_dropped_rows`` and ``prediction_log_failing``.
 """
 
 from __future__ import annotations
@@ -84,6 +85,15 @@ class ServingMetrics:
             "regressops_prediction_log_pending_rows", "Logged rows not yet written", registry=r,
             multiprocess_mode="livesum",
         )  # fmt: skip
+        self.log_dropped = Gauge(
+            "regressops_prediction_log_dropped_rows",
+            "Answered rows not logged because the sink was unwritable (serve.log_when_unwritable)",
+            registry=r, multiprocess_mode="livesum",
+        )  # fmt: skip
+        self.log_failing = Gauge(
+            "regressops_prediction_log_failing", "1 while the prediction log sink refuses writes",
+            registry=r, multiprocess_mode="livemax",
+        )  # fmt: skip
         # Per-request recording only touches these plain counters (a few dict operations);
         # flush() moves them into the prometheus objects every second and before a scrape.
         self.in_flight_now = 0
@@ -134,6 +144,12 @@ class ServingMetrics:
         for endpoint, n in rows.items():
             self.rows.labels(endpoint).inc(n)
         _add_to_histogram(self.values, self._values)
+
+    def set_log(self, plog: Any) -> None:
+        """Copy the prediction log's backlog, dropped rows and failing state into the gauges."""
+        self.log_pending.set(plog.pending_rows)
+        self.log_dropped.set(plog.rows_dropped)
+        self.log_failing.set(1 if plog.failing else 0)
 
     def set_model(self, name: str, version: str, kind: str) -> None:
         """Mark the served model (the previous one drops to 0)."""

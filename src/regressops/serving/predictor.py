@@ -27,6 +27,7 @@ import numpy as np
 from regressops.errors import DataError, RegressopsError, SchemaError
 from regressops.features import NumericFeature
 from regressops.models.bundle import ModelBundle
+from regressops.reasons import Reason
 
 _NUMBER_TYPES = frozenset({int, float})
 _SMALL = 512  # values; below this the per-value type check is cheaper than numpy's inference
@@ -169,7 +170,9 @@ class Predictor:
             scored = self.predict_batch(data)
             return scored.predictions.tolist(), [], scored
         except RegressopsError as exc:
-            if exc.reason in ("too_many_rows", "empty_batch") or not isinstance(data, list):
+            if exc.reason in (Reason.TOO_MANY_ROWS, Reason.EMPTY_BATCH) or not isinstance(
+                data, list
+            ):
                 raise
         errors: list[RowError] = []
         valid: list[int] = []

@@ -16,20 +16,24 @@ from typing import Any, Literal
 import orjson
 
 from regressops.errors import DataError, RegressopsError
+from regressops.reasons import Reason
 
 Protocol = Literal["seed", "mlflow", "v2"]
 
-_STATUS_BY_REASON = {
-    "malformed_json": 400,
-    "invalid_body": 400,
-    "unauthorized": 401,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "reload_failed": 409,
-    "body_too_large": 413,
-    "too_many_rows": 413,
-    "unsupported_media_type": 415,
-    "not_ready": 503,
+#: HTTP status of the reasons that are not 422 (a DataError) or 400 (any other error).
+STATUS_BY_REASON: dict[Reason, int] = {
+    Reason.MALFORMED_JSON: 400,
+    Reason.INVALID_BODY: 400,
+    Reason.UNAUTHORIZED: 401,
+    Reason.FORBIDDEN: 403,
+    Reason.NOT_FOUND: 404,
+    Reason.METHOD_NOT_ALLOWED: 405,
+    Reason.RELOAD_FAILED: 409,
+    Reason.BODY_TOO_LARGE: 413,
+    Reason.TOO_MANY_ROWS: 413,
+    Reason.UNSUPPORTED_MEDIA_TYPE: 415,
+    Reason.NOT_READY: 503,
+    Reason.PREDICTION_LOG_BACKLOGGED: 503,
 }
 _MLFLOW_CODES = {
     400: "BAD_REQUEST",
@@ -66,8 +70,8 @@ def status_of(exc: RegressopsError) -> int:
     """Return the HTTP status for an error raised while answering a request."""
     if isinstance(exc, ApiError):
         return exc.status
-    if exc.reason in _STATUS_BY_REASON:
-        return _STATUS_BY_REASON[exc.reason]
+    if exc.reason in STATUS_BY_REASON:
+        return STATUS_BY_REASON[Reason(exc.reason)]
     return 422 if isinstance(exc, DataError) else 400
 
 
@@ -92,8 +96,3 @@ def error_body(
     else:
         doc = {"reason": reason, "message": message, "request_id": request_id}
     return orjson.dumps(doc)
-
-
-def malformed_json(exc: Exception) -> ApiError:
-    """The error for a body that is not JSON (orjson's message names the position)."""
-    return ApiError(400, "malformed_json", f"the request body is not valid JSON: {exc}")

@@ -13,9 +13,11 @@ import math
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
 
 from regressops.features import NumericFeature
+from regressops.models.card import model_card, render_html, stored_context
 from regressops.serving.edge import HotReply, HotRequest, decode_json, dumps, require_json
 from regressops.serving.problems import ApiError
 from regressops.serving.schemas import ErrorResponse, FeatureInfo, ModelCheck
@@ -106,14 +108,22 @@ def predict(state: ServingState, req: HotRequest) -> HotReply:
 @router.get(
     "/model-check",
     response_model=ModelCheck,
-    responses={503: {"model": ErrorResponse, "description": "no model loaded"}},
+    responses={
+        200: {"content": {"text/html": {"schema": {"type": "string"}}}},
+        503: {"model": ErrorResponse, "description": "no model loaded"},
+    },
     summary="Health, identity, features, metrics and lineage of the served model",
 )
-def model_check(request: Request) -> ModelCheck:
-    """Describe the served model."""
+def model_check(request: Request, response: Response) -> Any:
+    """Describe the served model: JSON, or its model card as HTML when ``Accept`` prefers
+    ``text/html``."""
     state: ServingState = request.app.state.serving
     predictor = state.require_predictor()
     bundle = predictor.bundle
+    if prefers_html(request.headers.get("accept", "")):
+        card = render_html(model_card(bundle, stored_context(bundle)))
+        return HTMLResponse(card, headers={"Vary": "Accept"})
+    response.headers["Vary"] = "Accept"
     features = []
     for f in bundle.spec.features:
         if isinstance(f, NumericFeature):
@@ -140,7 +150,33 @@ def model_check(request: Request) -> ModelCheck:
         metrics=bundle.metrics,
         lineage=bundle.lineage,
         last_reload=state.last_reload or None,
+        shadow=state.shadow.identity() if state.shadow is not None else None,
     )
+
+
+def prefers_html(accept: str) -> bool:
+    """True when an ``Accept`` header ranks ``text/html`` above ``application/json``.
+
+    ``*/*`` alone (curl, most clients) keeps JSON, the default; a browser's
+    ``text/html,...,*/*;q=0.8`` gets HTML.
+    """
+    html_q = json_q = 0.0
+    for item in accept.split(","):
+        media, _, params = item.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.strip().lower()
+        if media == "text/html":
+            html_q = max(html_q, q)
+        elif media in ("application/json", "application/*"):
+            json_q = max(json_q, q)
+    return html_q > 0 and html_q > json_q
 
 
 def _finite(v: float) -> float | None:

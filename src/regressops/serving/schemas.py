@@ -93,6 +93,9 @@ class ModelCheck(BaseModel):
     metrics: dict[str, Any]
     lineage: dict[str, Any]
     last_reload: dict[str, Any] | None = None
+    shadow: dict[str, str] | None = Field(
+        None, description="the challenger scoring every served row in shadow: name and version"
+    )
 
 
 # ---------------------------------------------------------------------- operations
@@ -102,12 +105,22 @@ class Liveness(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+class LogHealth(BaseModel):
+    """The prediction log's state, as ``/readyz`` reports it."""
+
+    failing: bool
+    pending_rows: int
+    dropped_rows: int
+    when_unwritable: str
+
+
 class Readiness(BaseModel):
-    """Whether a model is loaded and which."""
+    """Whether a model is loaded and which (and whether the prediction log keeps up)."""
 
     ready: bool
     name: str | None = None
     version: str | None = None
+    prediction_log: LogHealth | None = None
 
 
 class ReloadResult(BaseModel):

@@ -25,12 +25,15 @@ from regressops.config import Settings
 from regressops.errors import ConfigError, RegressopsError
 from regressops.serving import loader
 from regressops.serving.log.batch import LogBatch
+from regressops.serving.log.labels import LabelSink, labels_target
 from regressops.serving.log.process import open_server_sink
 from regressops.serving.log.queue import PredictionLogger
+from regressops.serving.log.segments import Rotation
 from regressops.serving.metrics import ServingMetrics, mark_process_dead
 from regressops.serving.predictor import Predictor, Scored
 from regressops.serving.problems import ApiError
 from regressops.serving.security import ApiKeyGuard
+from regressops.serving.shadow import ShadowScorer
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +52,17 @@ class ServingState:
     prediction_log : str or None
         Log target; ``None`` uses ``settings.serve.prediction_log`` (default JSON lines under
         ``settings.home``); ``"off"`` disables the log.
+    shadow_ref : str or None
+        A challenger scoring the served rows off the request path (:mod:`.shadow`).
     """
 
     def __init__(
-        self, settings: Settings, model_ref: str, *, prediction_log: str | None = None
+        self,
+        settings: Settings,
+        model_ref: str,
+        *,
+        prediction_log: str | None = None,
+        shadow_ref: str | None = None,
     ) -> None:
         self.settings = settings
         self.model_ref = model_ref
@@ -61,35 +71,59 @@ class ServingState:
         )
         self.metrics = ServingMetrics()
         self.guard = ApiKeyGuard(settings.api_key_list())
+        self.admin_guard = ApiKeyGuard(settings.admin_key_list())
         self.max_body_bytes = settings.serve.max_body_bytes
         self.predictor: Predictor | None = None
         self.plog: PredictionLogger | None = None
+        self._labels: LabelSink | None = None
+        self._labels_lock = threading.Lock()
         self.last_reload: dict[str, Any] = {}
         self.on_model_change: list[Any] = []
         self._reload_lock = asyncio.Lock()
         self._fingerprint: str | None = None
         self._poll_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
+        self.shadow: ShadowScorer | None = None
+        if shadow_ref:
+            self.shadow = ShadowScorer(
+                shadow_ref,
+                registry=self.metrics.registry,
+                max_rows=settings.serve.max_rows,
+                max_pending_rows=settings.serve.shadow_max_pending_rows,
+            )
 
     # ------------------------------------------------------------------ lifecycle
     def _load(self) -> Predictor:
         fingerprint = loader.fingerprint(self.model_ref)
         bundle = loader.load_model(self.model_ref)
+        predictor = Predictor(bundle, max_rows=self.settings.serve.max_rows)
+        if self.shadow is not None:
+            self.shadow.prepare(predictor)  # a reload swaps both models or neither
         self._fingerprint = fingerprint
-        return Predictor(bundle, max_rows=self.settings.serve.max_rows)
+        return predictor
 
     async def start(self) -> None:
         """Load the model, open the prediction log, install SIGHUP and reload polling."""
         predictor = await anyio.to_thread.run_sync(self._load)
         self._set_predictor(predictor)
+        serve = self.settings.serve
+        rotation = Rotation(
+            max_bytes=serve.log_rotate_bytes,
+            max_seconds=serve.log_rotate_seconds,
+            retention_bytes=serve.log_retention_bytes,
+            retention_seconds=serve.log_retention_seconds,
+        )
         sink = await anyio.to_thread.run_sync(
-            open_server_sink, self.log_target, self.settings.home, self.settings.serve.log_writer
+            open_server_sink, self.log_target, self.settings.home, serve.log_writer, rotation
         )
         if sink is not None:
             self.plog = PredictionLogger(
                 sink, max_pending_rows=self.settings.serve.log_max_pending_rows
             )
             self.plog.start()
+        if self.shadow is not None:
+            self.shadow.plog = self.plog
+            self.shadow.start()
         loop = asyncio.get_running_loop()
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
@@ -112,6 +146,10 @@ class ServingState:
             self._flush_task.cancel()
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if self.shadow is not None:  # its last rows go to the log before the log closes
+            await anyio.to_thread.run_sync(self.shadow.close)
+        if self._labels is not None:
+            self._labels.close()
         if self.plog is not None:
             await anyio.to_thread.run_sync(self.plog.close)
             logger.info("prediction log flushed: %d rows written", self.plog.rows_written)
@@ -120,6 +158,8 @@ class ServingState:
 
     def _set_predictor(self, predictor: Predictor) -> None:
         self.predictor = predictor
+        if self.shadow is not None:
+            self.shadow.install()
         b = predictor.bundle
         self.metrics.set_model(b.name, b.version, b.kind)
         for callback in self.on_model_change:
@@ -183,7 +223,7 @@ class ServingState:
         while True:
             await asyncio.sleep(every)
             if self.plog is not None:
-                self.metrics.log_pending.set(self.plog.pending_rows)
+                self.metrics.set_log(self.plog)
             self.metrics.flush()
 
     async def _poll(self, every: float) -> None:
@@ -191,9 +231,13 @@ class ServingState:
             await asyncio.sleep(every)
             try:
                 current = await anyio.to_thread.run_sync(loader.fingerprint, self.model_ref)
+                shadow = self.shadow
+                shadow_changed = shadow is not None and await anyio.to_thread.run_sync(
+                    shadow.changed
+                )
             except ConfigError:
                 continue
-            if current is not None and current != self._fingerprint:
+            if (current is not None and current != self._fingerprint) or shadow_changed:
                 await self._reload_quietly("poll")
 
     # ------------------------------------------------------------------ request helpers
@@ -204,6 +248,13 @@ class ServingState:
             raise ApiError(503, "not_ready", "the model is not loaded yet; retry shortly")
         return predictor
 
+    def label_sink(self) -> LabelSink:
+        """The labels sink beside the prediction log, opened on first use."""
+        with self._labels_lock:
+            if self._labels is None:
+                self._labels = LabelSink(labels_target(self.log_target, self.settings.home))
+            return self._labels
+
     def record(
         self,
         *,
@@ -212,9 +263,17 @@ class ServingState:
         predictor: Predictor,
         scored: Scored,
         started: float,
+        log: bool = True,
     ) -> None:
-        """Count a prediction in the metrics and queue its rows for the prediction log."""
+        """Count a prediction in the metrics, queue its rows for the prediction log and the
+        shadow model (``log=False``: count them as dropped instead; the shadow then skips them
+        too, adding nothing to a log that cannot be written)."""
         self.metrics.observe_predictions(endpoint, scored.predictions)
+        if self.plog is not None and not log:
+            self.plog.drop(len(scored.predictions))
+            return
+        if self.shadow is not None:
+            self.shadow.submit(request_id, endpoint, scored)
         if self.plog is not None:
             self.plog.log(
                 LogBatch(  # positional: this runs once per request

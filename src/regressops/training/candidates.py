@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from regressops.config import Settings, get_settings
 from regressops.errors import ConfigError, RegistryError
+from regressops.reasons import Reason
 from regressops.training import train as training
 from regressops.training.gates import GateReport, evaluate_gates
 
@@ -137,6 +138,7 @@ def train_candidates(
     track: bool = True,
     register: bool = False,
     tracking_uri: str | None = None,
+    quantize: str | None = None,
     settings: Settings | None = None,
     progress: Progress | None = None,
     **train_kwargs: Any,
@@ -159,6 +161,10 @@ def train_candidates(
         Registered model name and bundle name; default the dataset's name.
     cv, track, register, tracking_uri
         See :func:`record_training`.
+    quantize : {"int8"}, optional
+        Quantise each trained linear model (:func:`~regressops.training.quantization.
+        quantize_model`, per-tensor) into ``<bundle>-int8`` and record, gate and register the
+        quantised model instead of the float one (which stays at its bundle directory).
     **train_kwargs
         Further arguments of :func:`~regressops.training.train.train` (``solver``,
         ``test_size``, ``random_state``, ``plots``, ...).
@@ -167,6 +173,10 @@ def train_candidates(
     kinds = list(dict.fromkeys(models))
     if not kinds:
         raise ConfigError("give at least one --model kind", reason="no_model")
+    if quantize is not None:
+        from regressops.training.quantization import check_scheme
+
+        check_scheme(quantize)
     results = []
     for kind in kinds:
         out: Path | None = None
@@ -189,6 +199,10 @@ def train_candidates(
                 **train_kwargs,
             )
         )
+    if quantize is not None:
+        from regressops.training.quantization import quantized_result
+
+        results = [quantized_result(r, quantize, settings) for r in results]
     return record_training(
         results,
         dataset=dataset,
@@ -278,7 +292,9 @@ def record_training(
                     target=td.target,
                     features=td.features,
                     categorical=td.categorical,
-                    kind=result.bundle.kind,
+                    kind=str(result.bundle.extra.get("quantized_from", {}).get("kind"))
+                    if result.bundle.quantized is not None
+                    else result.bundle.kind,
                     params=result.bundle.params,
                     cv=cv,
                     random_state=int(result.bundle.lineage.get("seed", 0)),
@@ -335,7 +351,7 @@ def _champion(name: str, store: str, settings: Settings) -> Any:
     try:
         return load_registered(f"models:/{name}@champion", settings=settings, tracking=store)
     except RegistryError as exc:
-        if exc.reason in ("not_found", "unknown_alias"):
+        if exc.reason in (Reason.NOT_FOUND, Reason.UNKNOWN_ALIAS):
             return None
         raise
 

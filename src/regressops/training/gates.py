@@ -23,6 +23,9 @@ its run, so ``regressops models promote`` re-checks them on exactly the same row
     raising a numeric feature by one training standard deviation moves predictions the
     expected way on average and for at least ``min_directional_share`` of the rows (ties count
     as not against); for a categorical ``"a<b"``, switching every row from ``a`` to ``b``.
+``quantization_r2_drop`` / ``quantization_bound``
+    For a ``linear-int8`` model: the R² lost to quantisation and the measured error against
+    its bound (:mod:`regressops.training.quantization`).
 ``latency``
     The 99th percentile of single-record prediction time (one thread, as a serving worker runs)
     is within ``max_latency_ms``.
@@ -133,6 +136,7 @@ def evaluate_gates(
     dataset: str | None = None,
     champion: ModelBundle | None = None,
     settings: Settings | None = None,
+    reference: ModelBundle | None = None,
 ) -> GateReport:
     """Run every gate for ``candidate`` on the held-out rows ``eval_frame``.
 
@@ -151,6 +155,10 @@ def evaluate_gates(
         The current champion, scored on the same rows.
     settings : Settings, optional
         Gate settings; default :func:`get_settings`.
+    reference : ModelBundle, optional
+        For a ``linear-int8`` candidate, the float model it was quantised from: the
+        quantisation gates are then measured on ``eval_frame`` rather than read from the
+        candidate's recorded report.
 
     Returns
     -------
@@ -193,6 +201,10 @@ def evaluate_gates(
     report.checks.append(_invariance_check(candidate, eval_frame))
     report.checks.extend(_directional_checks(candidate, eval_frame, gates, dataset))
     report.checks.append(_latency_check(candidate, eval_frame, gates))
+    if candidate.quantized is not None:
+        from regressops.training.quantization import quantization_gate
+
+        report.checks.extend(quantization_gate(candidate, eval_frame, gates, reference=reference))
     return report
 
 
@@ -366,7 +378,10 @@ def _directional_checks(
 def _latency_check(bundle: ModelBundle, frame: pd.DataFrame, gates: GateSettings) -> GateCheck:
     from threadpoolctl import threadpool_limits
 
-    record = {str(k): _plain(v) for k, v in frame[bundle.spec.names].iloc[0].items()}
+    rows = frame[bundle.spec.names]
+    complete = rows[rows.notna().all(axis=1)]  # a record API clients could send: no gaps
+    first = complete.iloc[0] if len(complete) else {f.name: f.impute for f in bundle.spec.features}
+    record = {str(k): _plain(v) for k, v in first.items()}
     times = np.empty(LATENCY_CALLS)
     # One thread, as a serving worker runs: an OpenMP pool woken for a single record measures
     # the machine's scheduling, not the model.

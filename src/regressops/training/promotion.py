@@ -19,6 +19,7 @@ from regressops.config import Settings, get_settings
 from regressops.errors import RegistryError
 from regressops.models.bundle import ModelBundle, load_bundle
 from regressops.registry import lifecycle
+from regressops.registry.cards import card_context, publish_card
 from regressops.registry.connection import connect, mlflow_errors, tracking_uri
 from regressops.registry.resolve import resolve_model
 from regressops.registry.tracking import EVAL_ARTIFACT
@@ -97,9 +98,19 @@ def promote_version(
     store = tracking_uri(settings, tracking)
     client = connect(store)
     check = make_gate_check(client, store, settings)
-    return lifecycle.promote(
+    change = lifecycle.promote(
         client, store, name, version, alias=alias, why=why, check=check, force=force
     )
+    if change.action != "unchanged":
+        bundle = _bundle(client, store, settings, name, str(version))
+        status = change.action + (f" (forced: {why})" if force else "")
+        report: Any = change.report
+        if not report:  # forced: keep the gate report the card showed until now
+            with mlflow_errors(f"model {name!r} version {version}"):
+                earlier = card_context(client.get_model_version(name, str(version)).tags)
+            report = earlier.gates if earlier is not None else None
+        _publish(client, name, str(version), bundle, report, status)
+    return change
 
 
 def register_and_promote(
@@ -150,7 +161,10 @@ def register_and_promote(
     except GateFailed as exc:
         summary = str(exc.details.get("summary", exc.message))
         lifecycle.archive(client, store, name, version, why=f"failed gates: {summary}")
+        _publish(client, name, version, bundle, exc.details.get("report"), "archived: failed gates")
         return version, None, summary
+    known = report.to_dict() if report is not None else None
+    _publish(client, name, version, bundle, change.report or known, change.action)
     return version, change, change.detail
 
 
@@ -196,6 +210,21 @@ def _log_report(client: MlflowClient, mv: ModelVersion, report: GateReport) -> N
         client.log_dict(mv.run_id, report.to_dict(), f"gates/promotion-v{mv.version}-{stamp}.json")
     except Exception as exc:  # the decision stands; the copy in the run is a convenience
         logger.warning("could not log the gate report to run %s: %s", mv.run_id, exc)
+
+
+def _publish(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    bundle: ModelBundle,
+    report: dict[str, Any] | None,
+    status: str,
+) -> None:
+    """Write the version's model card; the lifecycle change stands if the write fails."""
+    try:
+        publish_card(client, name, version, bundle, gates=report, status=status)
+    except RegistryError as exc:
+        logger.warning("could not write the model card of %s v%s: %s", name, version, exc.message)
 
 
 def _champion_version(report: GateReport) -> str | None:

@@ -119,8 +119,9 @@ def load_training_data(
         Neither or both of ``dataset`` and ``data``; no target for a file; an unknown
         dataset; features named twice or including the target.
     DataError
-        The file cannot be read; the target or a feature is not a column; the target is not
-        numeric or has missing or infinite values.
+        The file cannot be read or the data has no rows (e.g. a clean version in the lake
+        after every row was quarantined); the target or a feature is not a column; the target
+        is not numeric or has missing or infinite values.
     """
     settings = settings or get_settings()
     if (dataset is None) == (data is None):
@@ -148,6 +149,8 @@ def load_training_data(
             )
         frame, lineage = _from_file(Path(data))
         default_target, default_features, declared_cat = target, None, ()
+    if len(frame) == 0:
+        raise DataError(f"{_where(lineage)} holds no rows; nothing to train on", reason="empty")
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
     target = target or default_target
@@ -198,6 +201,13 @@ def load_training_data(
         lineage=lineage,
         keys=keys,
     )
+
+
+def _where(lineage: dict[str, Any]) -> str:
+    """Where training data came from, for a message: lake version, file or dataset."""
+    if lineage.get("source") == "lake":
+        return f"{lineage['dataset']} clean v{lineage.get('clean_version')} in the lake"
+    return str(lineage.get("path") or lineage.get("dataset") or "the training data")
 
 
 def frame_sha256(frame: pd.DataFrame) -> str:

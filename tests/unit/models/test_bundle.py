@@ -177,7 +177,7 @@ def test_corrupt_bundles_are_refused(bundle: ModelBundle, tmp_path: Path) -> Non
     del doc["coef"]
     doc["artifact_format"] = "pickle"
     (path / "model.json").write_text(json.dumps(doc))
-    with pytest.raises(BundleError, match="artefact loader") as info:
+    with pytest.raises(BundleError, match="artefact format") as info:
         load_bundle(path)
     assert info.value.reason == "unsupported_kind"
 

@@ -1,4 +1,9 @@
-"""The "exact" solver: accuracy against exact rational arithmetic, weights, ridge, streaming."""
+"""The "exact" solver: accuracy against exact rational arithmetic, weights, ridge, streaming.
+
+Every test runs twice: as shipped (these small inputs take the Householder path) and with the
+Gram/Cholesky fast path tried at any size, so its guard must send every ill-conditioned or
+rank-deficient design below back to Householder QR with the same certified digits.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,13 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression, Ridge
 
-from regressops.models import LinearRegressor
+from regressops.models import LinearRegressor, _gram
+
+
+@pytest.fixture(autouse=True, params=["as-shipped", "gram-at-any-size"])
+def _gram_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.param == "gram-at-any-size":
+        monkeypatch.setattr(_gram, "GRAM_MIN_ROWS", 1)
 
 
 def exact_least_squares(

@@ -22,7 +22,12 @@ _NUMPY_MIN_ROWS = 64  # below this, Python lists serialise faster than numpy arr
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass takes 3x longer to create
 class LogBatch:
-    """The rows one request predicted, as handed to the logger (cheap to create)."""
+    """The rows one request predicted, as handed to the logger (cheap to create).
+
+    A batch can also hold the rows of several requests (the shadow model logs what it scored
+    together as one batch): then ``request_ids[i]`` and ``request_rows[i]`` name the request
+    and the row within it of row ``i``, and ``request_id`` is the first of them.
+    """
 
     ts: float
     request_id: str
@@ -33,9 +38,13 @@ class LogBatch:
     features: np.ndarray | dict[str, Any]
     predictions: np.ndarray
     latency_ms: float
+    first_row: int = 0  # rows before it are already in the log (a write resumed mid-request)
+    request_ids: list[str] | None = None
+    request_rows: list[int] | None = None
 
     def __len__(self) -> int:
-        return int(self.predictions.shape[0])
+        """Rows still to be logged (from ``first_row`` on)."""
+        return int(self.predictions.shape[0]) - self.first_row
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Yield one log record per predicted row."""
@@ -46,14 +55,17 @@ class LogBatch:
         names = self.names
         ts, rid, endpoint = _iso(self.ts), self.request_id, self.endpoint
         name, version, latency = self.model_name, self.model_version, round(self.latency_ms, 3)
+        ids, rows = self.request_ids, self.request_rows
         for i, (vals, pred) in enumerate(zip(values, self.predictions.tolist(), strict=True)):
+            if i < self.first_row:
+                continue
             yield {
                 "ts": ts,
-                "request_id": rid,
+                "request_id": rid if ids is None else ids[i],
                 "endpoint": endpoint,
                 "model_name": name,
                 "model_version": version,
-                "row": i,
+                "row": i if rows is None else rows[i],
                 "features": dict(zip(names, vals, strict=True)),
                 "prediction": pred,
                 "latency_ms": latency,
@@ -65,9 +77,12 @@ class LogBatch:
         Each line is ``{"ts", "request_id", "endpoint", "model_name", "model_version",
         "latency_ms", "first_row", "rows", "features": {name: [values]}, "predictions":
         [values]}``, where ``first_row`` is the index of the slice's first row in its request.
-        Numeric columns are serialised by orjson straight from numpy.
+        A batch whose ``first_row`` is set (a write that stopped after some of its lines) starts
+        at that row, which is always the start of a line.
+        A batch of several requests adds ``"request_ids"`` and ``"request_rows"`` (one entry per
+        row). Numeric columns are serialised by orjson straight from numpy.
         """
-        n = len(self)
+        n = int(self.predictions.shape[0])
         head = {
             "ts": _iso(self.ts),
             "request_id": self.request_id,
@@ -78,7 +93,9 @@ class LogBatch:
         }
         feats = self.features
         if (
-            n <= min(line_rows, _NUMPY_MIN_ROWS)
+            self.first_row == 0
+            and self.request_ids is None
+            and n <= min(line_rows, _NUMPY_MIN_ROWS)
             and isinstance(feats, np.ndarray)
             and feats.dtype.kind in "fiu"
         ):  # the common single-record request: one dict, one orjson call
@@ -90,7 +107,7 @@ class LogBatch:
         if matrix is not None and matrix.dtype.kind not in "fiu":
             matrix = None
         lines = []
-        for start in range(0, max(n, 1), line_rows):
+        for start in range(self.first_row, max(n, 1), line_rows):
             stop = min(n, start + line_rows)
             preds: Any = self.predictions[start:stop]
             if matrix is not None and stop - start >= _NUMPY_MIN_ROWS:
@@ -107,6 +124,10 @@ class LogBatch:
             doc = {**head, "first_row": start, "rows": stop - start}
             doc["features"] = features
             doc["predictions"] = preds
+            if self.request_ids is not None and self.request_rows is not None:
+                doc["request_id"] = self.request_ids[start] if n else self.request_id
+                doc["request_ids"] = self.request_ids[start:stop]
+                doc["request_rows"] = self.request_rows[start:stop]
             lines.append(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY))
         return lines
 

@@ -29,6 +29,7 @@ import signal
 import struct
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,6 +38,7 @@ import orjson
 
 from regressops.errors import ConfigError
 from regressops.serving.log.batch import LogBatch
+from regressops.serving.log.segments import Rotation
 from regressops.serving.log.sinks import (
     PartialWriteError,
     PredictionSink,
@@ -51,6 +53,7 @@ logger = logging.getLogger(__name__)
 _LEN = struct.Struct("<Q")
 _TARGET_ENV = "REGRESSOPS_LOG_WRITER_TARGET"
 _HOME_ENV = "REGRESSOPS_LOG_WRITER_HOME"
+_ROTATION_ENV = "REGRESSOPS_LOG_WRITER_ROTATION"
 START_SECONDS = 60.0
 
 
@@ -63,6 +66,8 @@ class ProcessSink:
         What ``--prediction-log`` names (``None``: JSON lines under ``home``).
     home : Path
         The server's home folder.
+    rotation : Rotation, optional
+        Segment rotation and retention of a JSON-lines log.
 
     Raises
     ------
@@ -70,15 +75,17 @@ class ProcessSink:
         The child could not open the sink (its message says why).
     """
 
-    def __init__(self, target: str | None, home: Path) -> None:
+    def __init__(self, target: str | None, home: Path, rotation: Rotation | None = None) -> None:
         self.target = target
         self.home = Path(home)
+        self.rotation = rotation
         self._proc: subprocess.Popen[bytes] | None = None
         self._start()
 
     def _start(self) -> None:
         env = {**os.environ, _HOME_ENV: str(self.home)}
         env[_TARGET_ENV] = "" if self.target is None else self.target  # env, not argv: secrets
+        env[_ROTATION_ENV] = self.rotation.to_env() if self.rotation is not None else ""
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         proc = subprocess.Popen(
             [sys.executable, "-m", "regressops.serving.log.process"],
@@ -121,7 +128,11 @@ class ProcessSink:
             raise PartialWriteError(batches, OSError("the prediction log writer process exited"))
         if answer.get("error"):
             done = int(answer["done"])
-            raise PartialWriteError(batches[done:], OSError(str(answer["error"])))
+            remaining = batches[done:]
+            resume = int(answer.get("resume_row") or 0)
+            if remaining and resume:  # the child wrote the first lines of that request
+                remaining[0] = replace(remaining[0], first_row=resume)
+            raise PartialWriteError(remaining, OSError(str(answer["error"])))
         return int(answer["rows"])
 
     def close(self) -> None:
@@ -166,13 +177,20 @@ class HybridSink:
         Requests of at least this many rows go to the child.
     """
 
-    def __init__(self, target: str | None, home: Path, *, min_rows: int = 64) -> None:
-        small = open_thread_sink(target, home)
+    def __init__(
+        self,
+        target: str | None,
+        home: Path,
+        rotation: Rotation | None = None,
+        *,
+        min_rows: int = 64,
+    ) -> None:
+        small = open_thread_sink(target, home, rotation)
         assert small is not None
         self.small: PredictionSink = small
         self.min_rows = min_rows
         try:
-            self.large = ProcessSink(target, home)
+            self.large = ProcessSink(target, home, rotation)
         except (ConfigError, OSError):
             self.small.close()
             raise
@@ -215,7 +233,7 @@ class HybridSink:
 
 
 def open_server_sink(
-    target: str | None, home: Path, writer: str = "process"
+    target: str | None, home: Path, writer: str = "process", rotation: Rotation | None = None
 ) -> PredictionSink | None:
     """The sink a server started with ``--prediction-log target`` writes through.
 
@@ -232,10 +250,10 @@ def open_server_sink(
         return None
     if writer == "process" and not is_sql_url(target):
         try:
-            return HybridSink(target, home)
+            return HybridSink(target, home, rotation)
         except OSError as exc:  # no process can be started here
             logger.warning("no prediction log writer process (%s); using a thread", exc)
-    return open_thread_sink(target, home)
+    return open_thread_sink(target, home, rotation)
 
 
 def _read_answer(stream: IO[bytes]) -> dict[str, Any] | None:
@@ -260,8 +278,11 @@ def encode(batches: list[LogBatch]) -> tuple[bytes, list[Any]]:
             "model_version": b.model_version,
             "names": b.names,
             "latency_ms": b.latency_ms,
-            "rows": len(b),
+            "rows": int(b.predictions.shape[0]),
+            "first_row": b.first_row,
         }
+        if b.request_ids is not None:
+            item["request_ids"], item["request_rows"] = b.request_ids, b.request_rows
         if isinstance(b.features, np.ndarray):
             matrix = np.ascontiguousarray(b.features, dtype=np.float64)
             item["width"] = int(matrix.shape[1]) if matrix.ndim == 2 else 0
@@ -299,6 +320,9 @@ def decode(meta: list[dict[str, Any]], payload: memoryview) -> list[LogBatch]:
                 features,
                 preds,
                 item["latency_ms"],
+                int(item.get("first_row", 0)),
+                item.get("request_ids"),
+                item.get("request_rows"),
             )
         )
     return batches
@@ -336,7 +360,8 @@ def main() -> int:
     home = Path(os.environ.get(_HOME_ENV, "."))
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     try:
-        sink: PredictionSink | None = open_thread_sink(target, home)
+        rotation = Rotation.from_env(os.environ.get(_ROTATION_ENV))
+        sink: PredictionSink | None = open_thread_sink(target, home, rotation)
     except ConfigError as exc:
         stdout.write(orjson.dumps({"ready": False, "error": exc.message}) + b"\n")
         return 2
@@ -363,7 +388,8 @@ def main() -> int:
                 answer: dict[str, Any] = {"done": len(batches), "rows": rows, "error": None}
             except PartialWriteError as exc:
                 done = len(batches) - len(exc.remaining)
-                answer = {"done": done, "rows": 0, "error": str(exc.cause)}
+                resume = exc.remaining[0].first_row if exc.remaining else 0
+                answer = {"done": done, "resume_row": resume, "rows": 0, "error": str(exc.cause)}
             except Exception as exc:  # the sink is failing: the server keeps the rows
                 answer = {"done": 0, "rows": 0, "error": f"{exc.__class__.__name__}: {exc}"}
             stdout.write(orjson.dumps(answer) + b"\n")

@@ -57,6 +57,7 @@ class PredictionLogger:
         self.flush_interval = flush_interval
         self.max_pending_rows = max_pending_rows
         self.rows_written = 0
+        self.rows_dropped = 0
         self._queued_rows = 0
         self._count_lock = threading.Lock()
         self._queue: deque[Any] = deque()
@@ -79,6 +80,14 @@ class PredictionLogger:
     def failing(self) -> bool:
         """True while the sink refuses writes (rows wait for a retry)."""
         return bool(self._failed)
+
+    def drop(self, rows: int) -> None:
+        """Count ``rows`` that were answered but not logged (the sink is unwritable and the
+        operator chose to serve on: ``serve.log_when_unwritable = "drop"``)."""
+        with self._count_lock:
+            self.rows_dropped += rows
+        if rows:
+            logger.warning("prediction log unwritable: %d answered rows not logged", rows)
 
     def start(self) -> None:
         """Start the writer thread."""

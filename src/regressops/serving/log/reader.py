@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from regressops.errors import ConfigError, DataError
+from regressops.serving.log.segments import segment_paths
 from regressops.serving.log.sinks import TABLE_NAME, is_sql_url, resolve_log_target
 
 logger = logging.getLogger(__name__)
@@ -57,10 +58,19 @@ def expand_line(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
             reason="bad_log_line",
         )
     names = list(features)
+    ids, rows = doc.get("request_ids"), doc.get("request_rows")  # a line of several requests
+    if ids is not None and (rows is None or len(ids) != n or len(rows) != n):
+        raise DataError(
+            f"prediction log line of request {common['request_id']!r} names the requests of "
+            "another number of rows",
+            reason="bad_log_line",
+        )
     for i, values in enumerate(zip(*features.values(), strict=True)):
+        if ids is not None:
+            common["request_id"] = ids[i]
         yield {
             **common,
-            "row": first + i,
+            "row": first + i if rows is None else rows[i],
             "features": dict(zip(names, values, strict=True)),
             "prediction": preds[i],
             "latency_ms": latency,
@@ -81,8 +91,18 @@ def iter_log_rows(target: str | None, home: Path) -> Iterator[dict[str, Any]]:
     if is_sql_url(where):
         yield from _sql_rows(where, last=None)
         return
-    for doc in _iter_lines(Path(where)):
+    for doc in _iter_segments(Path(where)):
         yield from expand_line(doc)
+
+
+def _iter_segments(path: Path) -> Iterator[dict[str, Any]]:
+    """The decoded lines of every segment of the log at ``path``, oldest segment first."""
+    paths = segment_paths(path)
+    if not paths:
+        yield from _iter_lines(path)  # raises the "cannot read" error
+        return
+    for segment in paths:
+        yield from _iter_lines(segment)
 
 
 def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:
@@ -102,15 +122,41 @@ def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:
             except orjson.JSONDecodeError:
                 if not line.endswith(b"\n"):  # a writer is appending this very line
                     return
-                # A writer killed in the middle of a write leaves a torn line that the next
-                # append continues: skip it, loudly, rather than lose the rest of the log.
-                logger.warning("line %d of %s is damaged (not JSON); skipped", number, path)
-                continue
+                doc = _recover(line)
+                # A write stopped by a full disk or a killed writer leaves a torn fragment that
+                # the next append continues; the fragment's rows are written again in full.
+                logger.warning(
+                    "line %d of %s holds a torn fragment (%s)",
+                    number,
+                    path,
+                    "skipped; the whole line after it is read" if doc else "skipped",
+                )
+                if doc is None:
+                    continue
             if not isinstance(doc, dict):
                 raise DataError(
                     f"line {number} of {path} is not a prediction log line", reason="bad_log_line"
                 )
             yield doc
+
+
+_LINE_START = b'{"ts":'
+
+
+def _recover(line: bytes) -> dict[str, Any] | None:
+    """The whole line that follows a torn fragment on the same physical line, if any.
+
+    Every log line starts with ``{"ts":`` and that text cannot occur inside a line (JSON
+    strings escape their quotes), so the last occurrence past the start begins a whole line.
+    """
+    start = line.rfind(_LINE_START)
+    if start <= 0:
+        return None
+    try:
+        doc = orjson.loads(line[start:])
+    except orjson.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def last_log_rows(target: str | None, home: Path, n: int) -> tuple[list[dict[str, Any]], int]:
@@ -122,7 +168,7 @@ def last_log_rows(target: str | None, home: Path, n: int) -> tuple[list[dict[str
     # decoded once, line by line, and counted from each line's "rows".
     tail: deque[dict[str, Any]] = deque()
     total = kept = 0
-    for doc in _iter_lines(Path(where)):
+    for doc in _iter_segments(Path(where)):
         count = doc.get("rows")
         if not isinstance(count, int):
             raise DataError("not a prediction log line (no row count)", reason="bad_log_line")
@@ -161,13 +207,35 @@ def _table(engine: Any) -> Any:
         ) from None
 
 
-def _sql_rows(url: str, *, last: int | None) -> Iterator[dict[str, Any]]:
+def request_log_rows(target: str | None, home: Path, request_id: str) -> list[dict[str, Any]]:
+    """Every logged row of one request (in row order); empty when the id is not in the log.
+
+    A JSON-lines log is scanned line by line and only that request's lines are expanded; a SQL
+    log is queried with the id as a bound parameter.
+    """
+    where = require_log_target(target, home)
+    if is_sql_url(where):
+        return list(_sql_rows(where, last=None, request_id=request_id))
+    rows = [
+        row
+        for doc in _iter_segments(Path(where))
+        if doc.get("request_id") == request_id
+        for row in expand_line(doc)
+    ]
+    return sorted(rows, key=lambda r: r["row"])
+
+
+def _sql_rows(
+    url: str, *, last: int | None, request_id: str | None = None
+) -> Iterator[dict[str, Any]]:
     import sqlalchemy as sa
 
     engine = _engine(url)
     try:
         table = _table(engine)
         query = sa.select(table).order_by(table.c.id.desc() if last is not None else table.c.id)
+        if request_id is not None:
+            query = query.where(table.c.request_id == request_id)
         if last is not None:
             query = query.limit(last)
         with engine.connect() as conn:

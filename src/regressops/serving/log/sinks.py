@@ -17,12 +17,15 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from regressops.errors import ConfigError
-from regressops.serving.log.batch import LogBatch
+from regressops.serving.log import segments
+from regressops.serving.log.batch import LINE_ROWS, LogBatch
+from regressops.serving.log.segments import Rotation
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +63,30 @@ def _paced_rows(batches: list[LogBatch]) -> Iterator[dict[str, Any]]:
             pace()
 
 
+class ShortWriteError(OSError):
+    """``writev_all`` failed after writing ``written`` bytes of its buffers (then ``errno``)."""
+
+    def __init__(self, cause: OSError, written: int) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.written = written
+
+
 def writev_all(fd: int, buffers: list[Any]) -> None:
-    """Write every buffer to ``fd`` in order with ``writev``, resuming after short writes."""
+    """Write every buffer to ``fd`` in order with ``writev``, resuming after short writes.
+
+    Raises
+    ------
+    ShortWriteError
+        A write failed (e.g. a full disk); ``written`` says how many bytes went out before.
+    """
+    total = 0
     while buffers:
         head = buffers[:_IOV_MAX]
-        written = os.writev(fd, head)
+        try:
+            written = os.writev(fd, head)
+        except OSError as exc:
+            raise ShortWriteError(exc, total) from exc
+        total += written
         # a short write (a signal, a full disk, a full pipe) resumes after the last byte written
         for i, buf in enumerate(head):
             size = memoryview(buf).nbytes
@@ -74,6 +96,21 @@ def writev_all(fd: int, buffers: list[Any]) -> None:
             written -= size
         else:
             buffers = buffers[len(head) :]
+
+
+def _from(batches: list[LogBatch], owners: list[tuple[int, int]], line: int) -> list[LogBatch]:
+    """The batches still to write when ``line`` (an index into ``owners``) is the first line
+    not written in full: its batch resumes at that line's first row."""
+    if line >= len(owners):
+        return batches[owners[-1][0] + 1 :] if owners else list(batches)
+    index, first_row = owners[line]
+    return [replace(batches[index], first_row=first_row), *batches[index + 1 :]]
+
+
+def _ends_torn(fd: int) -> bool:
+    """True when the file's last byte is not a newline (a writer stopped mid-line)."""
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
 
 
 def is_sql_url(target: str | None) -> bool:
@@ -118,50 +155,100 @@ class PredictionSink(Protocol):
 
 
 class JsonLinesSink:
-    """Append rows as JSON lines to ``path`` (created with its folder)."""
+    """Append rows as JSON lines to ``path`` (created with its folder).
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    Parameters
+    ----------
+    path : path-like
+        The current segment of the log.
+    rotation : Rotation, optional
+        When to start a new segment and which old ones to remove (see
+        :mod:`~regressops.serving.log.segments`); ``None``: one file that grows.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], rotation: Rotation | None = None) -> None:
         self.path = Path(path)
+        self.rotation = rotation
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            self._open()
         except OSError as exc:
             raise ConfigError(
                 f"cannot open prediction log {self.path}: {exc.strerror}", reason="prediction_log"
             ) from None
 
+    def _open(self) -> None:
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
+        self._torn = _ends_torn(self._fd)
+
+    def _next_segment(self) -> None:
+        """Move to a new segment when due, or when another writer rotated the file."""
+        if self.rotation is None:
+            return
+        if segments.rotation_due(self._fd, self.rotation):
+            segments.rotate(self._fd, self.path, self.rotation)
+        if segments.replaced(self._fd, self.path):
+            torn = self._torn
+            os.close(self._fd)
+            self._open()
+            if torn:  # the torn line is written again, whole, in the new segment
+                logger.info("prediction log: a torn line stays at the end of the old segment")
+
     def write(self, batches: list[LogBatch]) -> int:
         """Append every row of ``batches``: one ``write`` call per 8 MB of lines.
+
+        A write that fails part-way (a full disk) leaves whole lines and at most one torn line
+        at the end of the file; the next write first ends that line (the reader skips the
+        fragment) and then writes the torn line again in full, so every row is in the file in
+        exactly one whole line.
 
         Raises
         ------
         PartialWriteError
-            Writing failed after the first batches were appended in full.
+            Writing failed; ``remaining`` starts at the first line not written in full.
         """
-        done = rows = size = 0
+        rows = size = 0
         pace = _GilPacer()
         lines: list[bytes] = []
-        try:
-            for i, batch in enumerate(batches):
-                for line in batch.json_lines():
-                    lines.append(line)
-                    size += len(line)
-                rows += len(batch)
-                pace()
-                if size >= _WRITE_BYTES:  # bounded memory: write as we go
-                    self._append(lines)
-                    done, lines, size = i + 1, [], 0
-            self._append(lines)
-        except OSError as exc:
-            raise PartialWriteError(batches[done:], exc) from exc
+        owners: list[tuple[int, int]] = []  # (batch index, first row of the line) per line
+        for i, batch in enumerate(batches):
+            start = batch.first_row
+            for line in batch.json_lines():
+                lines.append(line)
+                owners.append((i, start))
+                start += LINE_ROWS
+                size += len(line)
+            rows += len(batch)
+            pace()
+            if size >= _WRITE_BYTES:  # bounded memory: write as we go
+                self._append(lines, owners, batches)
+                lines, owners, size = [], [], 0
+        self._append(lines, owners, batches)
         return rows
 
-    def _append(self, lines: list[bytes]) -> None:
+    def _append(
+        self, lines: list[bytes], owners: list[tuple[int, int]], batches: list[LogBatch]
+    ) -> None:
         """Write ``lines`` with ``writev`` (no joined copy; the GIL is released meanwhile)."""
-        buffers: list[bytes] = []
+        self._next_segment()
+        buffers: list[bytes] = [b"\n"] if self._torn else []
         for line in lines:
             buffers += (line, b"\n")
-        writev_all(self._fd, buffers)
+        try:
+            writev_all(self._fd, buffers)
+        except ShortWriteError as exc:
+            written = exc.written - (1 if self._torn else 0)
+            if written < 0:  # not even the end of the torn line went out
+                raise PartialWriteError(_from(batches, owners, 0), exc) from exc
+            whole = 0
+            for line in lines:
+                if written < len(line) + 1:
+                    break
+                written -= len(line) + 1
+                whole += 1
+            self._torn = written > 0
+            raise PartialWriteError(_from(batches, owners, whole), exc) from exc
+        self._torn = False
 
     def close(self) -> None:
         """Close the file."""
@@ -231,7 +318,9 @@ def resolve_log_target(target: str | None, home: Path) -> str | None:
     return None if is_off(target) else target
 
 
-def open_thread_sink(target: str | None, home: Path) -> PredictionSink | None:
+def open_thread_sink(
+    target: str | None, home: Path, rotation: Rotation | None = None
+) -> PredictionSink | None:
     """Build the sink ``target`` names (see :func:`resolve_log_target`); ``None`` when off.
 
     Raises
@@ -242,4 +331,4 @@ def open_thread_sink(target: str | None, home: Path) -> PredictionSink | None:
     where = resolve_log_target(target, home)
     if where is None:
         return None
-    return SqlSink(where) if is_sql_url(where) else JsonLinesSink(where)
+    return SqlSink(where) if is_sql_url(where) else JsonLinesSink(where, rotation)

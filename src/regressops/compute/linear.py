@@ -1,0 +1,279 @@
+"""Linear least squares over partitions: an exact fit by a tree of QR reductions, and minibatch.
+
+**Exact** (:func:`fit_exact`): every partition folds its training rows, transformed by the
+FeatureSpec, into the triangular factor ``R`` of ``[1 | X | y]``
+(:class:`regressops.models._qr.QRFactor`, the in-process exact solver's own factor); the factors
+are merged pairwise on the workers in a tree (TSQR: ``qr([R_a; R_b])``), and the client solves
+the ``p x p`` system with the same rank handling as the in-process fit. When the factor is
+ill-conditioned (the in-process rule, ``cond > 1e3``) two steps of iterative refinement
+follow, each one more pass computing ``A^T (b - A z)`` per partition in extended precision,
+summed, then ``z += R^-1 R^-T g``. Memory per task: one partition and a ``p x p`` factor;
+on the client: ``p x p``.
+
+**Minibatch** (:func:`fit_minibatch`): the workers read and transform partitions, the client's
+:class:`~regressops.models.linear.LinearRegressor` folds them in with ``partial_fit`` (one
+epoch of minibatch steps over each partition) while the next partitions are being prepared,
+for ``epochs`` passes over the data.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from regressops.compute.engines import Engine
+from regressops.compute.partitions import Partition, read_columns
+from regressops.compute.rows import Side, SplitPlan, select
+from regressops.errors import DataError, DivergenceError
+from regressops.features import FeatureSpec
+from regressops.models._qr import QRFactor
+from regressops.models.linear import LinearRegressor
+
+logger = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+REFINE_STEPS = 2
+AUTO_RETRIES = 8
+_GRADIENT_BLOCK_ROWS = 4096
+
+
+@dataclass(frozen=True)
+class LinearFitPlan:
+    """How the linear model is fitted.
+
+    Attributes
+    ----------
+    solver : {"exact", "minibatch"}
+    alpha : float
+        L2 penalty (ridge), as :class:`LinearRegressor`'s.
+    fit_intercept : bool
+    epochs : int
+        Most passes over the data of the minibatch fit.
+    tol : float
+        The minibatch fit stops once a pass improves the mean loss by less than this share.
+    batch_size : int
+        Rows per minibatch step.
+    random_state : int
+        Seeds the minibatch shuffling.
+    params : dict
+        Further :class:`LinearRegressor` parameters of the minibatch fit.
+    """
+
+    solver: str = "exact"
+    alpha: float = 0.0
+    fit_intercept: bool = True
+    epochs: int = 20
+    tol: float = 1e-3
+    batch_size: int = 256
+    random_state: int = 42
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Design:
+    """What a partition task needs to turn its rows into ``(X, y)``."""
+
+    spec: FeatureSpec
+    target: str
+    plan: SplitPlan
+    side: Side = "train"
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.spec.names, self.target]
+
+    def read(self, part: Partition) -> tuple[FloatArray, FloatArray]:
+        """The partition's rows on ``side`` as the model matrix and the target."""
+        frame = select(read_columns(part, self.columns), part, self.plan, self.side)
+        y = np.asarray(frame[self.target], dtype=np.float64)
+        if not np.isfinite(y).all():
+            raise DataError(
+                f"the target {self.target!r} is missing or not finite in "
+                f"{int((~np.isfinite(y)).sum())} row(s) of {part.label}; expected numbers",
+                reason="target_missing",
+            )
+        return self.spec.transform(frame), y
+
+
+# ---------------------------------------------------------------------- exact
+def _factor_task(part: Partition, *, design: Design, fit_intercept: bool) -> QRFactor | None:
+    X, y = design.read(part)
+    if not len(X):
+        return None
+    factor = QRFactor.from_first_chunk(X, y, None, fit_intercept=fit_intercept)
+    return factor.update(X, y)
+
+
+def _merge_factors(a: QRFactor | None, b: QRFactor | None) -> QRFactor | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return a.copy().merge(b)  # a copy: a task's result may be another's input on the worker
+
+
+def _gradient_task(part: Partition, *, design: Design, factor: QRFactor, z: FloatArray) -> Any:
+    X, y = design.read(part)
+    if not len(X):
+        return np.zeros_like(z)
+    # the in-process solver's own extended-precision residual product (one block pass)
+    return factor._gradient(z, X, y, None, slice(None), _GRADIENT_BLOCK_ROWS)
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """A fitted linear model over partitions.
+
+    Attributes
+    ----------
+    estimator : LinearRegressor
+        Carries ``coef_`` and ``intercept_`` (a fitted estimator for the bundle).
+    n_rows : int
+        Training rows folded in.
+    refined : bool
+        Whether refinement passes ran (an ill-conditioned design).
+    full_rank : bool
+        False when the design was rank deficient (minimum-norm coefficients).
+    passes : int
+        Passes over the partitions the fit took.
+    """
+
+    estimator: LinearRegressor
+    n_rows: int
+    refined: bool = False
+    full_rank: bool = True
+    passes: int = 1
+
+
+def fit_exact(
+    engine: Engine, partitions: Sequence[Partition], design: Design, plan: LinearFitPlan
+) -> LinearFit:
+    """Least squares over every training row of ``partitions``, exactly (see module notes).
+
+    Raises
+    ------
+    DataError
+        No training row, or a target value is missing.
+    """
+    task = functools.partial(_factor_task, design=design, fit_intercept=plan.fit_intercept)
+    factor = engine.map_reduce(task, list(partitions), _merge_factors)
+    if factor is None:
+        raise DataError("the input has no training row to fit", reason="empty")
+    z, R, full_rank = factor.solve(plan.alpha)
+    passes, refined = 1, False
+    if full_rank and factor.needs_refinement(R):
+        R11 = R[:-1, :-1]
+        first, d = int(plan.fit_intercept), factor.n_features
+        from scipy.linalg import solve_triangular
+
+        for _ in range(REFINE_STEPS):
+            grad = functools.partial(_gradient_task, design=design, factor=factor, z=z)
+            g = engine.map_reduce(grad, list(partitions), np.add)
+            if plan.alpha:
+                g[first : first + d] -= plan.alpha / factor.scale**2 * z[first : first + d]
+            dz = solve_triangular(R11, solve_triangular(R11, g, trans="T"))
+            if not np.all(np.isfinite(dz)):
+                break
+            z, passes, refined = z + dz, passes + 1, True
+    coef, intercept = factor.to_model(z)
+    estimator = _fitted(plan, coef, intercept, factor.n_samples_seen, factor.objective(z, R))
+    logger.info(
+        "exact fit over %d partitions: %d rows, %d pass(es)",
+        len(partitions),
+        factor.n_samples_seen,
+        passes,
+    )
+    return LinearFit(estimator, factor.n_samples_seen, refined, full_rank, passes)
+
+
+def _fitted(
+    plan: LinearFitPlan, coef: FloatArray, intercept: float, n_rows: int, loss: float
+) -> LinearRegressor:
+    """A LinearRegressor holding coefficients computed over partitions."""
+    est = LinearRegressor(solver="exact", alpha=plan.alpha, fit_intercept=plan.fit_intercept)
+    est.coef_ = np.asarray(coef, dtype=np.float64)
+    est.intercept_ = float(intercept)
+    est.n_features_in_ = len(coef)
+    est.n_iter_ = 1
+    est.loss_curve_ = [loss]
+    est.n_samples_seen_ = n_rows
+    return est
+
+
+# ---------------------------------------------------------------------- minibatch
+def _design_task(part: Partition, *, design: Design) -> tuple[FloatArray, FloatArray]:
+    return design.read(part)
+
+
+def fit_minibatch(
+    engine: Engine, partitions: Sequence[Partition], design: Design, plan: LinearFitPlan
+) -> LinearFit:
+    """Minibatch SGD with partitions streamed from the workers (see module notes).
+
+    Passes stop after ``plan.epochs`` or once a pass improves the mean training loss by less
+    than ``plan.tol`` (relative). As the in-process fit does, an ``"auto"`` step that diverges
+    is halved and the fit restarted (at most 8 times).
+
+    Raises
+    ------
+    DataError
+        No training row, or a target value is missing.
+    DivergenceError
+        The fit diverged at every step size tried.
+    """
+    learning_rate: float | str = plan.params.get("learning_rate", "auto")
+    for attempt in range(AUTO_RETRIES + 1):
+        try:
+            return _stream_epochs(engine, partitions, design, plan, learning_rate)
+        except DivergenceError as exc:
+            if plan.params.get("learning_rate", "auto") != "auto" or attempt == AUTO_RETRIES:
+                raise
+            learning_rate = float(exc.details["learning_rate"]) / 2
+            logger.warning("minibatch diverged; restarting with learning rate %g", learning_rate)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _stream_epochs(
+    engine: Engine,
+    partitions: Sequence[Partition],
+    design: Design,
+    plan: LinearFitPlan,
+    learning_rate: float | str,
+) -> LinearFit:
+    est = LinearRegressor(
+        **{
+            **plan.params,
+            "solver": "minibatch",
+            "learning_rate": learning_rate,
+            "alpha": plan.alpha,
+            "fit_intercept": plan.fit_intercept,
+            "batch_size": plan.batch_size,
+            "random_state": plan.random_state,
+        }
+    )
+    task = functools.partial(_design_task, design=design)
+    n_rows = 0
+    losses: list[float] = []
+    for epoch in range(plan.epochs):
+        seen, total = 0, 0.0
+        for X, y in engine.stream(task, list(partitions)):
+            if len(X):
+                est.partial_fit(X, y)
+                seen += len(X)
+                total += est.loss_curve_[-1] * len(X)
+        if not seen:
+            raise DataError("the input has no training row to fit", reason="empty")
+        n_rows = seen
+        losses.append(total / seen)
+        logger.info("minibatch epoch %d: mean loss %.6g", epoch + 1, losses[-1])
+        if len(losses) > 1 and 0 <= losses[-2] - losses[-1] < plan.tol * abs(losses[-2]):
+            break
+    fitted = copy.copy(est)
+    fitted.loss_curve_ = losses
+    fitted.n_iter_ = len(losses)
+    return LinearFit(fitted, n_rows, passes=len(losses))

@@ -1,0 +1,168 @@
+"""Read which version an alias names straight from the tracking store, without importing MLflow.
+
+Importing MLflow costs 4–6 s on a small machine; a server resolving ``models:/NAME@champion`` at
+start-up, and every reload poll after it, needs only one fact: the version the alias names (and
+that version's run). This module reads it
+
+- from a SQL tracking store (``sqlite:///…``, ``postgresql://…``, ``mysql://…``): one read-only
+  query over MLflow's ``registered_model_aliases`` and ``model_versions`` tables, through
+  SQLAlchemy with bound parameters;
+- from an MLflow tracking server (``http(s)://…``): ``GET
+  /api/2.0/mlflow/registered-models/alias`` with httpx, with the credentials MLflow itself reads
+  (``MLFLOW_TRACKING_TOKEN`` or ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``).
+
+It answers ``None`` whenever it cannot be sure (another store kind, a schema it does not know, an
+unknown alias): the caller then asks MLflow, which gives the precise error. It never guesses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from regressops.redact import redact_text
+from regressops.registry.cards import CARD_TAG
+
+logger = logging.getLogger(__name__)
+
+_SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class AliasTarget:
+    """The model version an alias names."""
+
+    name: str
+    alias: str
+    version: str
+    run_id: str | None
+    card: str | None = None  # the version's model card tag (regressops.card), if any
+
+
+def read_version(uri: str, name: str, version: str) -> AliasTarget | None:
+    """Version ``version`` of ``name`` when the store at ``uri`` holds it READY, else ``None``.
+
+    The returned target's ``alias`` is empty. ``None`` means "ask MLflow", as for
+    :func:`read_alias`.
+    """
+    try:
+        if _is_sql(uri):
+            return _read_sql(uri, name, None, version)
+        if uri.startswith(("http://", "https://")):
+            return _read_http(uri, name, None, version)
+    except Exception as exc:
+        logger.debug("light version read of %s failed: %s", redact_text(uri), redact_text(str(exc)))
+    return None
+
+
+def _is_sql(uri: str) -> bool:
+    return uri.split(":", 1)[0].split("+", 1)[0] in _SQL_SCHEMES
+
+
+def read_alias(uri: str, name: str, alias: str) -> AliasTarget | None:
+    """The version ``alias`` of registered model ``name`` names in the store at ``uri``.
+
+    Parameters
+    ----------
+    uri : str
+        The tracking URI (SQLAlchemy URL of the store, or an MLflow server's http(s) URL).
+    name, alias : str
+        Registered model name and alias (without ``@``).
+
+    Returns
+    -------
+    AliasTarget or None
+        ``None`` when the store kind is not read here, the store cannot be read, or the alias
+        is unknown: ask MLflow instead.
+    """
+    try:
+        if _is_sql(uri):
+            return _read_sql(uri, name, alias, None)
+        if uri.startswith(("http://", "https://")):
+            return _read_http(uri, name, alias, None)
+    except Exception as exc:  # any failure means "ask MLflow", which explains it properly
+        logger.debug("light alias read of %s failed: %s", redact_text(uri), redact_text(str(exc)))
+    return None
+
+
+def _read_sql(uri: str, name: str, alias: str | None, version: str | None) -> AliasTarget | None:
+    import sqlalchemy as sa
+
+    url = sa.make_url(uri)
+    if url.get_backend_name() == "sqlite" and not (url.database and os.path.isfile(url.database)):
+        return None  # connecting would create an empty database file
+    if alias is not None:
+        query = sa.text(
+            "SELECT a.version, v.run_id, v.status, t.value FROM registered_model_aliases a "
+            "JOIN model_versions v ON v.name = a.name AND v.version = a.version "
+            "AND v.workspace = a.workspace "
+            "LEFT JOIN model_version_tags t ON t.workspace = v.workspace AND t.name = v.name "
+            "AND t.version = v.version AND t.key = :card_key "
+            "WHERE a.name = :name AND a.alias = :alias AND a.workspace = :workspace"
+        )
+        params: dict[str, Any] = {"name": name, "alias": alias, "workspace": "default"}
+    else:
+        query = sa.text(
+            "SELECT v.version, v.run_id, v.status, t.value FROM model_versions v "
+            "LEFT JOIN model_version_tags t ON t.workspace = v.workspace AND t.name = v.name "
+            "AND t.version = v.version AND t.key = :card_key "
+            "WHERE v.name = :name AND v.version = :version AND v.workspace = :workspace"
+        )
+        params = {"name": name, "version": int(str(version)), "workspace": "default"}
+    params["card_key"] = CARD_TAG  # the version's model card, read with it (it may have none)
+    engine = sa.create_engine(uri, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(query, params).fetchall()
+    finally:
+        engine.dispose()
+    if len(rows) != 1 or rows[0][2] != "READY":
+        return None
+    found, run_id, _, card = rows[0]
+    return AliasTarget(name, alias or "", str(int(found)), run_id or None, card or None)
+
+
+def _auth_headers() -> dict[str, str]:
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    return {}
+
+
+def _auth() -> Any:
+    user, password = (
+        os.environ.get("MLFLOW_TRACKING_USERNAME"),
+        os.environ.get("MLFLOW_TRACKING_PASSWORD"),
+    )
+    return (user, password) if user and password else None
+
+
+def _read_http(uri: str, name: str, alias: str | None, version: str | None) -> AliasTarget | None:
+    import httpx
+
+    insecure = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("1", "true")
+    if alias is not None:
+        path, params = "registered-models/alias", {"name": name, "alias": alias}
+    else:
+        path, params = "model-versions/get", {"name": name, "version": str(version)}
+    response = httpx.get(
+        f"{uri.rstrip('/')}/api/2.0/mlflow/{path}",
+        params=params,
+        headers=_auth_headers(),
+        auth=_auth(),
+        timeout=_TIMEOUT_S,
+        verify=not insecure,
+    )
+    if response.status_code != 200:
+        return None
+    mv = response.json().get("model_version") or {}
+    if mv.get("status", "READY") != "READY" or "version" not in mv:
+        return None
+    tags = {t.get("key"): t.get("value") for t in mv.get("tags") or [] if isinstance(t, dict)}
+    card = tags.get(CARD_TAG)
+    return AliasTarget(
+        name, alias or "", str(int(mv["version"])), mv.get("run_id") or None, card or None
+    )
