@@ -125,7 +125,7 @@ class DeliveryFailed(RegressopsError):
     """A webhook did not accept an event (``regressops webhooks test``)."""
 
     default_reason = "delivery_failed"
-    exit_code = 8
+    exit_code = 11
 
 
 class ComputeError(RegressopsError):

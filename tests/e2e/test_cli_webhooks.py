@@ -63,12 +63,12 @@ def test_test_sends_a_verified_ping_and_deliveries_shows_its_attempts(tmp_path: 
     assert secret not in (tmp_path / "home/webhooks/deliveries.jsonl").read_text()
 
 
-def test_a_ping_nobody_accepts_exits_8(tmp_path: Path) -> None:
+def test_a_ping_nobody_accepts_exits_11(tmp_path: Path) -> None:
     secret = generate_secret()
     with Receiver(tmp_path, secret, fail=9, fail_status=500) as rx:
         toml = hook_toml(rx.url, allow_private="true", max_attempts="2")
         code, _, stderr = regressops(tmp_path, toml, "webhooks", "test", secret=secret)
-    assert code == 8
+    assert code == 11
     assert stderr.strip().splitlines() == [
         f"error: webhook {rx.url} did not accept the ping after 2 attempt(s): HTTP 500"
     ]

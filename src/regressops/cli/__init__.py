@@ -30,7 +30,7 @@ from typing import Annotated
 import typer
 
 from regressops import __version__
-from regressops.cli import data, models, quantize, serve, train, tune, webhooks
+from regressops.cli import data, models, monitor, quantize, serve, train, tune, webhooks
 from regressops.cli.support import DEBUG_ENV, OneLineErrors, check_settings, state
 
 # ---------------------------------------------------------------------- the app
@@ -77,6 +77,7 @@ app.command()(quantize.quantize)
 app.command()(serve.serve)
 app.command()(serve.predictions)
 app.command()(serve.trace)
+app.command()(monitor.monitor)
 app.command("demo-db")(data.demo_db)
 app.command()(data.extract)
 app.command()(data.validate)

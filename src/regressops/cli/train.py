@@ -95,6 +95,12 @@ def train(
     ] = False,
     data_version: DataVersionOpt = None,
     split_key: SplitKeyOpt = None,
+    drop_drifting: Annotated[
+        Path | None,
+        typer.Option(
+            help="A drift.json of `regressops monitor`: train without its drifted features."
+        ),
+    ] = None,
     engine: EngineOpt = None,
     scheduler: SchedulerOpt = None,
     quantize: Annotated[
@@ -134,7 +140,7 @@ def train(
     recorded = run(
         with_progress(train_candidates, show=not json_output),
         selection, plan, estimators, record=record, output=output, model_name=model_name,
-        plots=plots, settings=settings,
+        plots=plots, drop_drifting=drop_drifting, settings=settings,
     )  # fmt: skip
     if json_output:  # one shape for one model or several (docs/cli.md)
         print_json(

@@ -66,7 +66,7 @@ def test(
     ] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Send a signed ping event to every webhook (exit code 8 if one does not accept it)."""
+    """Send a signed ping event to every webhook (exit code 11 if one does not accept it)."""
     import logging
     from dataclasses import asdict
 

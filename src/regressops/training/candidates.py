@@ -170,6 +170,7 @@ def train_candidates(
     output: str | Path | None = None,
     model_name: str | None = None,
     plots: bool = True,
+    drop_drifting: str | Path | None = None,
     settings: Settings | None = None,
     progress: Progress | None = None,
 ) -> Recorded:
@@ -196,6 +197,8 @@ def train_candidates(
         Registered model name and bundle name; default the dataset's name or the file's stem.
     plots : bool, default=True
         Write the evaluation plots into each bundle.
+    drop_drifting : path-like, optional
+        A ``drift.json`` of ``regressops monitor``: train without its drifted features.
     settings : Settings, optional
         Defaults to :func:`~regressops.config.get_settings`.
     progress : callable, optional
@@ -224,7 +227,7 @@ def train_candidates(
             out = settings.models_dir / f"{model_name or td.name}-{params.kind}"
         trained = training.train(
             td, split, params, output=out, name=model_name, plots=plots,
-            settings=settings, progress=progress,
+            drop_drifting=drop_drifting, settings=settings, progress=progress,
         )  # fmt: skip
         results.append(trained)
     if record.quantize is not None:

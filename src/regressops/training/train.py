@@ -27,20 +27,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from regressops.config import Settings, get_settings
 from regressops.data.selection import DataSelection
 from regressops.data.split import Split, SplitPlan, split_rows
-from regressops.errors import BundleError
+from regressops.errors import BundleError, ConfigError
 from regressops.features import FeatureSpec
 from regressops.models.bundle import ModelBundle
 from regressops.provenance import environment
 from regressops.training.estimator import EstimatorParams, fit, fit_details
 from regressops.training.metrics import regression_metrics
 from regressops.training.sources import TrainingData, load_training_data
+
+if TYPE_CHECKING:
+    from regressops.monitoring.reference import ReferenceProfile
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +133,7 @@ def train(
     output: str | os.PathLike[str] | None = None,
     name: str | None = None,
     plots: bool = True,
+    drop_drifting: str | os.PathLike[str] | None = None,
     settings: Settings | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
@@ -152,6 +156,9 @@ def train(
         Model name; default the dataset's name or the file's stem.
     plots : bool, default=True
         Write the evaluation plots into the bundle.
+    drop_drifting : path-like, optional
+        A ``drift.json`` of ``regressops monitor``: train without the features it found drifted
+        (recorded in the lineage under ``dropped_drifting``).
     settings : Settings, optional
         Defaults to :func:`~regressops.config.get_settings`.
     progress : callable, optional
@@ -185,6 +192,14 @@ def train(
         else data
     )
     name = name or td.name
+    dropped = _drop_drifting(td, drop_drifting) if drop_drifting is not None else None
+    if dropped is not None:
+        gone = set(dropped["features"])
+        td = replace(
+            td,
+            features=[f for f in td.features if f not in gone],
+            categorical=[c for c in td.categorical if c not in gone],
+        )
 
     notify(TrainEvent("split"))
     rows = split_rows(plan, len(td.frame), keys=td.keys)
@@ -219,12 +234,33 @@ def train(
         name=name,
         spec=spec,
         metrics=metrics,
-        lineage={**td.lineage, "split": rows.description, "seed": plan.seed, **environment()},
+        lineage={
+            **td.lineage,
+            "split": rows.description,
+            "seed": plan.seed,
+            **environment(),
+            **({"dropped_drifting": dropped} if dropped else {}),
+        },
         created_at=_now(),
     )
     out = Path(output) if output is not None else settings.models_dir / name
+    from regressops.monitoring.reference import build_reference
+
+    reference = build_reference(  # the drift reference: monitoring needs no training data
+        train_rows,
+        kinds={f.name: f.kind for f in spec.features},
+        source=f"training rows of {name} ({td.lineage.get('dataset') or td.lineage.get('path')})",
+        predictions=pred_train,
+        target=td.target,
+        sample_size=settings.monitor.reference_sample,
+    )
     writer = _artifact_writer(
-        bundle, y_test, pred_test, loss_curve if spec_params.iterative else None, plots=plots
+        bundle,
+        y_test,
+        pred_test,
+        loss_curve if spec_params.iterative else None,
+        plots=plots,
+        reference=reference,
     )
     try:
         path = bundle.save(out, write_artifacts=writer)
@@ -254,6 +290,22 @@ def default_split_plan(settings: Settings) -> SplitPlan:
 
 
 # ---------------------------------------------------------------------- helpers
+def _drop_drifting(td: Any, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The drifted features of a drift report that are features here (at least one must stay)."""
+    from regressops.monitoring.drift import read_drifted_features
+
+    drifted = read_drifted_features(path)
+    dropped = [f for f in td.features if f in drifted]
+    if len(dropped) == len(td.features):
+        raise ConfigError(
+            f"{path} finds every feature drifted; nothing would be left to train on",
+            reason="no_features",
+        )
+    if unknown := sorted(set(drifted) - set(td.features)):
+        logger.warning("drifted features not among this model's features: %s", ", ".join(unknown))
+    return {"drift_report": str(path), "features": dropped}
+
+
 def _artifact_writer(
     bundle: ModelBundle,
     y_test: np.ndarray,
@@ -261,11 +313,15 @@ def _artifact_writer(
     loss_curve: list[float] | None,
     *,
     plots: bool,
+    reference: ReferenceProfile | None = None,
 ) -> Callable[[Path], dict[str, Any]]:
-    """Write the model artefact (non-linear kinds) and the plots into the bundle's temp dir."""
+    """Write the model artefact (non-linear kinds), the drift reference and the plots into the
+    bundle's temp dir."""
 
     def write(directory: Path) -> dict[str, Any]:
         fields: dict[str, Any] = {}
+        if reference is not None:
+            reference.save(directory)
         if not bundle.is_linear:
             from regressops.models.skops_io import skops_writer
 
