@@ -6,33 +6,16 @@ so nothing is written to the working directory and no local configuration leaks 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from helpers.env import SHARED_DATA, require_file
 from regressops.config import Settings, get_settings
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 CALIFORNIA_RAW = SHARED_DATA / "california_housing" / "cal_housing.data"
 CALIFORNIA_SKLEARN_CSV = SHARED_DATA / "california_housing" / "california_housing_sklearn.csv"
-
-
-def in_ci() -> bool:
-    """True under CI (``CI=true``), where missing resources fail instead of skipping."""
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def require_file(path: Path, what: str) -> Path:
-    """Return ``path``; skip the test when it is missing, or fail under CI."""
-    if path.is_file():
-        return path
-    message = f"{what} not found at {path}"
-    if in_ci():
-        pytest.fail(f"{message} (CI=true: required)")
-    pytest.skip(message)
 
 
 @pytest.fixture(autouse=True)

@@ -130,6 +130,52 @@ class DataSettings(BaseModel):
     connect_timeout: float = Field(10.0, gt=0.0)
 
 
+class MonitorFeature(BaseModel):
+    """A per-feature override of the drift method (``[monitor.features.NAME]``)."""
+
+    method: str | None = None
+    threshold: float | None = Field(None, ge=0)
+
+
+class MonitorSettings(BaseModel):
+    """Drift and performance monitoring (``regressops monitor``).
+
+    Attributes
+    ----------
+    min_rows : int
+        Fewer current values than this: a feature is ``not_enough_data``, not a verdict.
+    drift_share : float
+        Dataset drift when at least this share of the features drifted.
+    fdr : bool
+        Adjust a table's p-values together (Benjamini–Hochberg) before comparing them with
+        their thresholds; ``false`` compares each raw p-value, as Evidently does.
+    min_expected : float
+        Categories whose expected count is below this are pooled before chi-square.
+    reference_sample : int
+        Largest sorted sample kept per numeric feature in the reference.
+    max_rmse_increase : float
+        Performance is ``degraded`` when RMSE on labelled rows exceeds the model's test RMSE by
+        more than this share (0.1: 10%).
+    min_labelled_rows : int
+        Labelled rows needed before performance is judged.
+    method, threshold : str or None
+        One method / threshold for every feature (None: the per-kind default).
+    features : dict
+        Per feature: ``{"bmi": {"method": "psi", "threshold": 0.2}}``.
+    """
+
+    min_rows: int = Field(30, ge=1)
+    drift_share: float = Field(0.5, gt=0.0, le=1.0)
+    fdr: bool = True
+    min_expected: float = Field(5.0, ge=0.0)
+    reference_sample: int = Field(10_000, ge=10)
+    max_rmse_increase: float = Field(0.1, ge=0.0)
+    min_labelled_rows: int = Field(30, ge=1)
+    method: str | None = None
+    threshold: float | None = Field(None, ge=0)
+    features: dict[str, MonitorFeature] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     """Every path, URI and threshold regressops uses.
 
@@ -157,6 +203,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     gates: GateSettings = Field(default_factory=GateSettings)
     data: DataSettings = Field(default_factory=DataSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     datasets: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @classmethod

@@ -7,8 +7,6 @@ reason when the server cannot be reached, and fail instead under CI (``CI=true``
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from helpers.postgres import PG_URL, temporary_schema
 from regressops.config import Settings
 from regressops.data.demo_db import seed_demo_db
 from regressops.data.extract import extract
@@ -26,36 +25,13 @@ from regressops.training.sources import load_training_data
 
 pytestmark = pytest.mark.postgres
 
-PG_URL = os.environ.get(
-    "REGRESSOPS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 SECRET = "s3cret-Pw"
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(scope="module")
 def pg_schema() -> Iterator[str]:
-    engine = create_engine(PG_URL, poolclass=NullPool, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        message = f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}"
-        if _in_ci():
-            pytest.fail(f"{message} (CI=true: the PostgreSQL tests must run)")
-        pytest.skip(message)
-    schema = f"regressops_test_{uuid.uuid4().hex[:10]}"
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
+    with temporary_schema() as schema:
         yield schema
-    finally:
-        with engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from typing import Annotated
 import typer
 
 from regressops import __version__
-from regressops.cli import data, models, serve, train
+from regressops.cli import data, models, monitor, serve, train
 from regressops.cli.support import DEBUG_ENV, OneLineErrors, state
 
 # ---------------------------------------------------------------------- the app
@@ -73,6 +73,7 @@ app.command()(train.tune)
 app.command()(serve.serve)
 app.command()(serve.predictions)
 app.command()(serve.trace)
+app.command()(monitor.monitor)
 app.command("demo-db")(data.demo_db)
 app.command()(data.extract)
 app.command()(data.validate)

@@ -94,6 +94,12 @@ def train(
         str | None,
         typer.Option(help="Split by a hash of this column (e.g. id): rows keep their side."),
     ] = None,
+    drop_drifting: Annotated[
+        Path | None,
+        typer.Option(
+            help="A drift.json of `regressops monitor`: train without its drifted features."
+        ),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Train model(s) on one split, gate, log to MLflow, save bundles; --register the best."""
@@ -131,6 +137,7 @@ def train(
         plots=plots,
         data_version=data_version,
         split_key=split_key,
+        drop_drifting=drop_drifting,
     )
     if json_output:
         if len(recorded.candidates) == 1:

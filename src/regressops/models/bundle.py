@@ -11,6 +11,8 @@ Layout::
                      level; more under nested keys)
       lineage.json   where the training data came from (source, rows, hash, split, seed,
                      package versions)
+      reference.json the drift reference: a profile of the training rows and predictions
+                     (:mod:`regressops.monitoring.reference`); absent in older bundles
 
 Loading a linear bundle needs numpy only. Bundles are written atomically: to a temporary
 sibling directory, then renamed into place, so a failed save leaves nothing half-written.
@@ -202,7 +204,7 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
             f"no model bundle at {root} (expected {MODEL_FILE} in that directory)",
             reason="bundle_not_found",
         )
-    doc = _read_json(model_file)
+    doc = read_json_object(model_file)
     version = doc.get("format_version")
     if version != BUNDLE_FORMAT_VERSION:
         raise BundleError(
@@ -247,8 +249,8 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         coef=coef,
         intercept=float(doc.get("intercept", 0.0)),
         params=dict(doc.get("params", {})),
-        metrics=_read_json(root / METRICS_FILE) if (root / METRICS_FILE).exists() else {},
-        lineage=_read_json(root / LINEAGE_FILE) if (root / LINEAGE_FILE).exists() else {},
+        metrics=read_json_object(root / METRICS_FILE) if (root / METRICS_FILE).exists() else {},
+        lineage=read_json_object(root / LINEAGE_FILE) if (root / LINEAGE_FILE).exists() else {},
         version=str(doc.get("version", "local")),
         created_at=str(doc.get("created_at", "")),
         estimator=estimator,
@@ -256,7 +258,8 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
     )
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """Read a JSON file holding an object; :class:`BundleError` when it cannot."""
     try:
         with path.open("rb") as fh:
             data = json.load(fh)

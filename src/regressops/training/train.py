@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from regressops.models.bundle import ModelBundle
 from regressops.training.lineage import environment
 from regressops.training.metrics import regression_metrics
 from regressops.training.sources import load_training_data
+
+if TYPE_CHECKING:
+    from regressops.monitoring.reference import ReferenceProfile
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +137,7 @@ def train(
     data_version: int | None = None,
     split_key: str | None = None,
     plots: bool = True,
+    drop_drifting: str | os.PathLike[str] | None = None,
     settings: Settings | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
@@ -175,6 +179,9 @@ def train(
         Model name; default the dataset's name or the file's stem.
     plots : bool, default=True
         Write the evaluation plots into the bundle.
+    drop_drifting : path-like, optional
+        A ``drift.json`` of ``regressops monitor``: train without the features it found drifted
+        (recorded in the lineage under ``dropped_drifting``).
     settings : Settings, optional
         Defaults to :func:`~regressops.config.get_settings`.
     progress : callable, optional
@@ -216,6 +223,14 @@ def train(
         key=split_key,
     )
     name = name or td.name
+    dropped = _drop_drifting(td, drop_drifting) if drop_drifting is not None else None
+    if dropped is not None:
+        gone = set(dropped["features"])
+        td = replace(
+            td,
+            features=[f for f in td.features if f not in gone],
+            categorical=[c for c in td.categorical if c not in gone],
+        )
 
     notify(TrainEvent("split"))
     size = settings.train.test_size if test_size is None else test_size
@@ -261,13 +276,34 @@ def train(
         name=name,
         spec=spec,
         metrics=metrics,
-        lineage={**td.lineage, "split": split.description, "seed": seed, **environment()},
+        lineage={
+            **td.lineage,
+            "split": split.description,
+            "seed": seed,
+            **environment(),
+            **({"dropped_drifting": dropped} if dropped else {}),
+        },
         created_at=_now(),
     )
     out = Path(output) if output is not None else settings.models_dir / name
     iterative = solver_name in ITERATIVE_SOLVERS
+    from regressops.monitoring.reference import build_reference
+
+    reference = build_reference(  # the drift reference: monitoring needs no training data
+        train_rows,
+        kinds={f.name: f.kind for f in spec.features},
+        source=f"training rows of {name} ({td.lineage.get('dataset') or td.lineage.get('path')})",
+        predictions=pred_train,
+        target=td.target,
+        sample_size=settings.monitor.reference_sample,
+    )
     writer = _artifact_writer(
-        bundle, y_test, pred_test, loss_curve if iterative else None, plots=plots
+        bundle,
+        y_test,
+        pred_test,
+        loss_curve if iterative else None,
+        plots=plots,
+        reference=reference,
     )
     try:
         path = bundle.save(out, write_artifacts=writer)
@@ -290,6 +326,22 @@ def train(
 
 
 # ---------------------------------------------------------------------- helpers
+def _drop_drifting(td: Any, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The drifted features of a drift report that are features here (at least one must stay)."""
+    from regressops.monitoring.drift import read_drifted_features
+
+    drifted = read_drifted_features(path)
+    dropped = [f for f in td.features if f in drifted]
+    if len(dropped) == len(td.features):
+        raise ConfigError(
+            f"{path} finds every feature drifted; nothing would be left to train on",
+            reason="no_features",
+        )
+    if unknown := sorted(set(drifted) - set(td.features)):
+        logger.warning("drifted features not among this model's features: %s", ", ".join(unknown))
+    return {"drift_report": str(path), "features": dropped}
+
+
 def _estimator_params(
     model: str,
     params: dict[str, Any] | None,
@@ -381,11 +433,15 @@ def _artifact_writer(
     loss_curve: list[float] | None,
     *,
     plots: bool,
+    reference: ReferenceProfile | None = None,
 ) -> Callable[[Path], dict[str, Any]]:
-    """Write the model artefact (non-linear kinds) and the plots into the bundle's temp dir."""
+    """Write the model artefact (non-linear kinds), the drift reference and the plots into the
+    bundle's temp dir."""
 
     def write(directory: Path) -> dict[str, Any]:
         fields: dict[str, Any] = {}
+        if reference is not None:
+            reference.save(directory)
         if not bundle.is_linear:
             from regressops.models.skops_io import skops_writer
 
