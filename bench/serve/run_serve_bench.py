@@ -152,7 +152,7 @@ def build_models(tmp: Path, with_mlflow: bool) -> tuple[Path, list[str], np.ndar
     from sklearn.datasets import load_diabetes
 
     sys.path.insert(0, str(ROOT / "tests"))
-    from bundles import make_bundle
+    from helpers.bundles import make_bundle
 
     bundle_dir = tmp / "diabetes"
     bundle = make_bundle(bundle_dir)
@@ -376,9 +376,16 @@ def write_results(
             ratio = results[key]["stream_c8"]["rps"] / results["mlflow"]["stream_c8"]["rps"]
             lines.append(f"\n{key} vs MLflow, /stream c8: {ratio:.0f}x")
     lines.append(END)
+    replace_section(lines)
+
+
+def replace_section(lines: list[str]) -> None:
+    """Put ``lines`` (first and last: the section's markers) in RESULTS.md, replacing the
+    section between the same markers if there is one."""
+    start, end = lines[0], lines[-1]
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if START in text:
-        text = text[: text.index(START)] + "\n".join(lines) + text[text.index(END) + len(END) :]
+    if start in text:
+        text = text[: text.index(start)] + "\n".join(lines) + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
     RESULTS.write_text(text)

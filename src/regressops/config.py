@@ -14,8 +14,9 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -61,6 +62,8 @@ class ServeSettings(BaseModel):
     log_retention_bytes: int | None = Field(None, ge=1024)  # oldest segments removed beyond it
     log_retention_seconds: float | None = Field(None, gt=0)  # segments older than this removed
     reload_poll_seconds: float = Field(0.0, ge=0)
+    shadow: str | None = None  # a challenger scoring the served rows off the request path
+    shadow_max_pending_rows: int = Field(100_000, ge=1)  # beyond: shadow rows are dropped
 
 
 class GateThresholds(BaseModel):
@@ -176,6 +179,60 @@ class MonitorSettings(BaseModel):
     features: dict[str, MonitorFeature] = Field(default_factory=dict)
 
 
+class WebhookSettings(BaseModel):
+    """One ``[[webhooks]]`` entry: where events go and how they are signed and sent.
+
+    Attributes
+    ----------
+    url : str
+        ``http://`` or ``https://`` address the events are POSTed to.
+    secret_env : str
+        Name of the environment variable holding the signing secret (``whsec_`` + base64);
+        several secrets separated by spaces during a rotation. The secret itself is never in
+        settings files.
+    events : list of str
+        Event types this webhook receives (``"*"``: all); see :mod:`regressops.alerts`.
+    name : str or None
+        A label for the delivery log and messages (default: the URL's host).
+    allow_private : bool
+        Allow loopback, private, link-local and reserved addresses (off: a server-side request
+        forgery guard).
+    timeout : float
+        Seconds one attempt may take, name resolution included.
+    max_attempts : int
+        Attempts before a delivery is given up.
+    backoff, max_backoff : float
+        Seconds before the first retry (doubled each time, with jitter) and its upper bound.
+    ca_file : str or None
+        PEM file of the certificate authorities trusted for this webhook's HTTPS (default: the
+        bundled public ones), e.g. a company's internal CA.
+    """
+
+    url: str
+    secret_env: str = Field("REGRESSOPS_WEBHOOK_SECRET", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    events: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    name: str | None = None
+    allow_private: bool = False
+    timeout: float = Field(5.0, gt=0, le=120)
+    max_attempts: int = Field(5, ge=1, le=20)
+    backoff: float = Field(0.5, ge=0)
+    max_backoff: float = Field(10.0, ge=0)
+    ca_file: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            _ = parts.port  # a port that is not a number in range raises ValueError
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError("must be an http:// or https:// URL with a host and a numeric port")
+        return url
+
+
 class Settings(BaseSettings):
     """Every path, URI and threshold regressops uses.
 
@@ -188,6 +245,11 @@ class Settings(BaseSettings):
         MLflow tracking URI; ``None`` means ``sqlite:///<home>/mlflow.db``.
     api_keys : SecretStr or None
         Comma-separated API keys for the service (``REGRESSOPS_API_KEYS``); never logged.
+    admin_keys : SecretStr or None
+        Comma-separated operator keys (``REGRESSOPS_ADMIN_KEYS``); once set, only they may call
+        ``/admin/reload``. Never logged.
+    webhooks : list of WebhookSettings
+        Where events (drift, gate failures, promotions, ...) are sent (``[[webhooks]]``).
     """
 
     model_config = SettingsConfigDict(
@@ -199,6 +261,8 @@ class Settings(BaseSettings):
     home: Path = Path(".regressops")
     tracking_uri: str | None = None
     api_keys: SecretStr | None = None
+    admin_keys: SecretStr | None = None
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
     train: TrainSettings = Field(default_factory=TrainSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     gates: GateSettings = Field(default_factory=GateSettings)
@@ -247,9 +311,17 @@ class Settings(BaseSettings):
 
     def api_key_list(self) -> list[str]:
         """Return the configured API keys (empty when auth is off)."""
-        if self.api_keys is None:
-            return []
-        return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+        return _key_list(self.api_keys)
+
+    def admin_key_list(self) -> list[str]:
+        """Return the configured operator keys (empty: reloading follows the API keys)."""
+        return _key_list(self.admin_keys)
+
+
+def _key_list(keys: SecretStr | None) -> list[str]:
+    if keys is None:
+        return []
+    return [k.strip() for k in keys.get_secret_value().split(",") if k.strip()]
 
 
 @lru_cache(maxsize=1)

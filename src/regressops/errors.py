@@ -109,3 +109,10 @@ class MissingExtraError(ConfigError):
     """A command needs a part of regressops this installation lacks (an extra, e.g. ``train``)."""
 
     default_reason = "missing_extra"
+
+
+class DeliveryFailed(RegressopsError):
+    """A webhook did not accept an event (``regressops webhooks test``)."""
+
+    default_reason = "delivery_failed"
+    exit_code = 8

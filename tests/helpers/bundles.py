@@ -49,14 +49,18 @@ def make_bundle(
     version: str = "1",
     name: str | None = None,
     shift: float = 0.0,
+    features: list[str] | None = None,
 ) -> ModelBundle:
     """Fit a least-squares linear model on ``dataset`` and save it as a bundle at ``path``.
 
-    ``shift`` is added to the intercept, so two versions predict measurably differently.
+    ``shift`` is added to the intercept, so two versions predict measurably differently;
+    ``features`` keeps only those diabetes features.
     """
     columns: Mapping[str, Any]
     if dataset == "diabetes":
         columns, y = diabetes_columns()
+        if features is not None:
+            columns = {n: columns[n] for n in features}
         spec = FeatureSpec.fit(columns)
     else:
         columns, y = insurance_columns()

@@ -30,7 +30,7 @@ from typing import Annotated
 import typer
 
 from regressops import __version__
-from regressops.cli import data, models, monitor, serve, train
+from regressops.cli import data, models, monitor, serve, train, webhooks
 from regressops.cli.support import DEBUG_ENV, OneLineErrors, state
 
 # ---------------------------------------------------------------------- the app
@@ -79,6 +79,7 @@ app.command()(data.extract)
 app.command()(data.validate)
 app.add_typer(data.data_app, name="data")
 app.add_typer(models.models_app, name="models")
+app.add_typer(webhooks.webhooks_app, name="webhooks")
 
 
 def command_names() -> set[str]:

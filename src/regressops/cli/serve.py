@@ -22,6 +22,13 @@ def serve(
         str | None,
         typer.Option(help="JSON-lines path, SQLAlchemy URL, or 'off' (default: under home)."),
     ] = None,
+    shadow: Annotated[
+        str | None,
+        typer.Option(
+            help="A challenger (bundle or models:/NAME@challenger) scoring every served row off "
+            "the request path; its predictions are logged beside the served model's."
+        ),
+    ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request line.")] = False,
 ) -> None:
     """Serve a model over HTTP: seed API, MLflow scoring protocol, Open Inference Protocol."""
@@ -34,6 +41,7 @@ def serve(
         port=port,
         workers=workers,
         prediction_log=prediction_log,
+        shadow=shadow,
         access_log=access_log,
     )
 

@@ -70,6 +70,7 @@ def create_app(
     *,
     model: str | None = None,
     prediction_log: str | None = None,
+    shadow: str | None = None,
 ) -> ServingApp:
     """Build the prediction service.
 
@@ -82,6 +83,9 @@ def create_app(
     prediction_log : str, optional
         JSON-lines path, SQLAlchemy URL, or ``"off"``; default ``settings.serve.prediction_log``
         (JSON lines under ``settings.home``).
+    shadow : str, optional
+        A challenger (bundle directory or ``models:/NAME@ALIAS``) that scores every served row
+        off the request path; default ``settings.serve.shadow`` (none).
 
     Returns
     -------
@@ -101,7 +105,12 @@ def create_app(
             "no model to serve; pass --model DIR (or models:/NAME@ALIAS) or set serve.model",
             reason="no_model",
         )
-    state = ServingState(settings, str(ref), prediction_log=prediction_log)
+    state = ServingState(
+        settings,
+        str(ref),
+        prediction_log=prediction_log,
+        shadow_ref=shadow or settings.serve.shadow,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -143,7 +152,9 @@ def create_app(
 
     async def regressops_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RegressopsError)
-        return _error(request, status_of(exc), exc.reason, exc.message)
+        status = status_of(exc)
+        challenge = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return _error(request, status, exc.reason, exc.message, challenge)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -24,7 +24,7 @@ import orjson
 from regressops.errors import RegressopsError
 from regressops.serving.predictor import Predictor, Scored
 from regressops.serving.problems import ApiError, error_body, protocol_of, status_of
-from regressops.serving.security import API_CSP, SECURITY_HEADERS, request_id
+from regressops.serving.security import API_CSP, SECURITY_HEADERS, is_admin, request_id
 from regressops.serving.state import ServingState
 
 logger = logging.getLogger(__name__)
@@ -151,6 +151,7 @@ class EdgeMiddleware:
             if (
                 state.guard.enabled
                 and not state.guard.is_open(path)
+                and not (state.admin_guard.enabled and is_admin(path))
                 and not state.guard.check(headers.get(b"x-api-key"), headers.get(b"authorization"))
             ):
                 if route is not None:

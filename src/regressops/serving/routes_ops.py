@@ -16,10 +16,11 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from regressops.reasons import Reason
 from regressops.serving.metrics import CONTENT_TYPE
 from regressops.serving.problems import ApiError
 from regressops.serving.schemas import ErrorResponse, Liveness, LogHealth, Readiness, ReloadResult
-from regressops.serving.security import is_loopback
+from regressops.serving.security import admin_refusal, is_loopback
 from regressops.serving.state import ServingState
 
 ASSETS_PATH = "/docs-assets"
@@ -97,8 +98,12 @@ def metrics(request: Request) -> Response:
     "/admin/reload",
     response_model=ReloadResult,
     responses={
-        401: {"model": ErrorResponse, "description": "API key missing or invalid"},
-        403: {"model": ErrorResponse, "description": "no keys configured and caller not local"},
+        401: {"model": ErrorResponse, "description": "API (or admin) key missing or invalid"},
+        403: {
+            "model": ErrorResponse,
+            "description": "a prediction key while admin keys are set; or no keys configured "
+            "and the caller not local",
+        },
         409: {"model": ErrorResponse, "description": "load failed; the old model keeps serving"},
     },
     summary="Load the model again and swap it in without downtime",
@@ -106,13 +111,28 @@ def metrics(request: Request) -> Response:
 async def reload(request: Request) -> dict[str, Any]:
     """Reload the configured model (a new bundle, or the alias's new version).
 
-    Needs an API key when keys are configured; without keys only local callers may reload.
-    With several workers this worker checks that the model loads, then the supervisor restarts
-    the workers one by one, each loading the new model before the old one stops.
+    With admin keys (``REGRESSOPS_ADMIN_KEYS``) only they may reload (a prediction key gets
+    403); otherwise an API key is needed when keys are configured, and without any keys only
+    local callers may reload. With several workers this worker checks that the model loads,
+    then every worker reloads in place.
     """
     state: ServingState = request.app.state.serving
     client = request.client.host if request.client else ""
-    if not state.guard.enabled and not is_loopback(client):
+    if state.admin_guard.enabled:
+        headers = request.headers
+        key, auth = headers.get("x-api-key"), headers.get("authorization")
+        refusal = admin_refusal(
+            state.admin_guard,
+            state.guard,
+            key.encode("latin-1") if key is not None else None,
+            auth.encode("latin-1") if auth is not None else None,
+        )
+        if refusal is not None:
+            status, message = refusal
+            raise ApiError(
+                status, Reason.UNAUTHORIZED if status == 401 else Reason.FORBIDDEN, message
+            )
+    elif not state.guard.enabled and not is_loopback(client):
         raise ApiError(
             403, "forbidden", "reload is allowed from this machine only unless API keys are set"
         )

@@ -140,6 +140,7 @@ def model_check(request: Request) -> ModelCheck:
         metrics=bundle.metrics,
         lineage=bundle.lineage,
         last_reload=state.last_reload or None,
+        shadow=state.shadow.identity() if state.shadow is not None else None,
     )
 
 

@@ -93,6 +93,9 @@ class ModelCheck(BaseModel):
     metrics: dict[str, Any]
     lineage: dict[str, Any]
     last_reload: dict[str, Any] | None = None
+    shadow: dict[str, str] | None = Field(
+        None, description="the challenger scoring every served row in shadow: name and version"
+    )
 
 
 # ---------------------------------------------------------------------- operations

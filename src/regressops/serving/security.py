@@ -2,8 +2,10 @@
 
 Keys come only from ``REGRESSOPS_API_KEYS`` (via :meth:`Settings.api_key_list`); when any is
 configured every endpoint except health, readiness, metrics and the documentation needs
-``X-API-Key: KEY`` or ``Authorization: Bearer KEY``. Keys are compared in constant time against
-every configured key and are never logged.
+``X-API-Key: KEY`` or ``Authorization: Bearer KEY``. Operator keys (``REGRESSOPS_ADMIN_KEYS``)
+are kept apart: once any is configured, the ``/admin/`` endpoints take only them, and a
+prediction key there is refused with 403. Keys are compared in constant time against every
+configured key and are never logged.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ OPEN_PATHS = frozenset(
     }
 )  # fmt: skip
 OPEN_PREFIXES = ("/docs-assets/",)
+ADMIN_PREFIX = "/admin/"
 
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
@@ -71,6 +74,29 @@ class ApiKeyGuard:
         for key in self._keys:  # compare with every key: timing does not reveal which matched
             ok |= hmac.compare_digest(candidate, key)
         return ok
+
+
+def is_admin(path: str) -> bool:
+    """True for the operator endpoints (``/admin/...``)."""
+    return path.startswith(ADMIN_PREFIX)
+
+
+def admin_refusal(
+    admin: ApiKeyGuard, api: ApiKeyGuard, api_key: bytes | None, authorization: bytes | None
+) -> tuple[int, str] | None:
+    """Why an operator endpoint refuses a caller once admin keys are set, else None.
+
+    Returns
+    -------
+    tuple of (int, str) or None
+        ``(401, message)`` without a valid key, ``(403, message)`` for a prediction key, None
+        for an admin key.
+    """
+    if admin.check(api_key, authorization):
+        return None
+    if api.enabled and api.check(api_key, authorization):
+        return 403, "a prediction key cannot do this; send an admin key (REGRESSOPS_ADMIN_KEYS)"
+    return 401, "missing or invalid admin key; send X-API-Key: KEY or Authorization: Bearer KEY"
 
 
 def request_id(header: bytes | None) -> str:

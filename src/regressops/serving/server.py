@@ -64,6 +64,7 @@ def serve(
     port: int | None = None,
     workers: int | None = None,
     prediction_log: str | None = None,
+    shadow: str | None = None,
     access_log: bool = False,
     log_level: str = "info",
 ) -> None:
@@ -79,6 +80,9 @@ def serve(
         Bind address (default 127.0.0.1:8000) and number of worker processes.
     prediction_log : str, optional
         JSON-lines path, SQLAlchemy URL, or ``"off"``.
+    shadow : str, optional
+        A challenger scoring every served row off the request path (its predictions are
+        logged beside the served model's); default ``serve.shadow``.
     access_log : bool, default=False
         Log every request line (uvicorn's access log).
     log_level : str, default="info"
@@ -99,6 +103,11 @@ def serve(
     workers = workers or serve_cfg.workers
     log_target = prediction_log if prediction_log is not None else serve_cfg.prediction_log
     bundle = load_model(ref)  # fail fast with a clear message
+    shadow = shadow or serve_cfg.shadow
+    if shadow:
+        from regressops.serving.shadow import check_shadow
+
+        check_shadow(bundle, load_model(shadow))
     logger.info(
         "model %s version %s loads; starting %d worker(s)", bundle.name, bundle.version, workers
     )
@@ -108,12 +117,14 @@ def serve(
     if workers == 1:
         from regressops.serving.app import create_app
 
-        app = create_app(settings, model=ref, prediction_log=log_target)
+        app = create_app(settings, model=ref, prediction_log=log_target, shadow=shadow)
         uvicorn.run(app, **options)
         return
     overrides = {"REGRESSOPS_SERVE__MODEL": ref, "REGRESSOPS_SERVE__WORKERS": str(workers)}
     if log_target is not None:
         overrides["REGRESSOPS_SERVE__PREDICTION_LOG"] = log_target
+    if shadow:
+        overrides["REGRESSOPS_SERVE__SHADOW"] = shadow
     overrides["REGRESSOPS_HOME"] = str(settings.home)
     overrides[SUPERVISOR_ENV] = str(os.getpid())
     own_metrics_dir = MULTIPROC_ENV not in os.environ

@@ -33,6 +33,7 @@ from regressops.serving.metrics import ServingMetrics, mark_process_dead
 from regressops.serving.predictor import Predictor, Scored
 from regressops.serving.problems import ApiError
 from regressops.serving.security import ApiKeyGuard
+from regressops.serving.shadow import ShadowScorer
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +52,17 @@ class ServingState:
     prediction_log : str or None
         Log target; ``None`` uses ``settings.serve.prediction_log`` (default JSON lines under
         ``settings.home``); ``"off"`` disables the log.
+    shadow_ref : str or None
+        A challenger scoring the served rows off the request path (:mod:`.shadow`).
     """
 
     def __init__(
-        self, settings: Settings, model_ref: str, *, prediction_log: str | None = None
+        self,
+        settings: Settings,
+        model_ref: str,
+        *,
+        prediction_log: str | None = None,
+        shadow_ref: str | None = None,
     ) -> None:
         self.settings = settings
         self.model_ref = model_ref
@@ -63,6 +71,7 @@ class ServingState:
         )
         self.metrics = ServingMetrics()
         self.guard = ApiKeyGuard(settings.api_key_list())
+        self.admin_guard = ApiKeyGuard(settings.admin_key_list())
         self.max_body_bytes = settings.serve.max_body_bytes
         self.predictor: Predictor | None = None
         self.plog: PredictionLogger | None = None
@@ -74,13 +83,24 @@ class ServingState:
         self._fingerprint: str | None = None
         self._poll_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
+        self.shadow: ShadowScorer | None = None
+        if shadow_ref:
+            self.shadow = ShadowScorer(
+                shadow_ref,
+                registry=self.metrics.registry,
+                max_rows=settings.serve.max_rows,
+                max_pending_rows=settings.serve.shadow_max_pending_rows,
+            )
 
     # ------------------------------------------------------------------ lifecycle
     def _load(self) -> Predictor:
         fingerprint = loader.fingerprint(self.model_ref)
         bundle = loader.load_model(self.model_ref)
+        predictor = Predictor(bundle, max_rows=self.settings.serve.max_rows)
+        if self.shadow is not None:
+            self.shadow.prepare(predictor)  # a reload swaps both models or neither
         self._fingerprint = fingerprint
-        return Predictor(bundle, max_rows=self.settings.serve.max_rows)
+        return predictor
 
     async def start(self) -> None:
         """Load the model, open the prediction log, install SIGHUP and reload polling."""
@@ -101,6 +121,9 @@ class ServingState:
                 sink, max_pending_rows=self.settings.serve.log_max_pending_rows
             )
             self.plog.start()
+        if self.shadow is not None:
+            self.shadow.plog = self.plog
+            self.shadow.start()
         loop = asyncio.get_running_loop()
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
@@ -125,6 +148,8 @@ class ServingState:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if self._labels is not None:
             self._labels.close()
+        if self.shadow is not None:  # its last rows go to the log before the log closes
+            await anyio.to_thread.run_sync(self.shadow.close)
         if self.plog is not None:
             await anyio.to_thread.run_sync(self.plog.close)
             logger.info("prediction log flushed: %d rows written", self.plog.rows_written)
@@ -133,6 +158,8 @@ class ServingState:
 
     def _set_predictor(self, predictor: Predictor) -> None:
         self.predictor = predictor
+        if self.shadow is not None:
+            self.shadow.install()
         b = predictor.bundle
         self.metrics.set_model(b.name, b.version, b.kind)
         for callback in self.on_model_change:
@@ -204,9 +231,13 @@ class ServingState:
             await asyncio.sleep(every)
             try:
                 current = await anyio.to_thread.run_sync(loader.fingerprint, self.model_ref)
+                shadow = self.shadow
+                shadow_changed = shadow is not None and await anyio.to_thread.run_sync(
+                    shadow.changed
+                )
             except ConfigError:
                 continue
-            if current is not None and current != self._fingerprint:
+            if (current is not None and current != self._fingerprint) or shadow_changed:
                 await self._reload_quietly("poll")
 
     # ------------------------------------------------------------------ request helpers
@@ -234,9 +265,11 @@ class ServingState:
         started: float,
         log: bool = True,
     ) -> None:
-        """Count a prediction in the metrics and queue its rows for the prediction log
-        (``log=False``: count them as dropped instead)."""
+        """Count a prediction in the metrics, queue its rows for the prediction log and the
+        shadow model (``log=False``: count the rows as dropped from the log instead)."""
         self.metrics.observe_predictions(endpoint, scored.predictions)
+        if self.shadow is not None:
+            self.shadow.submit(request_id, endpoint, scored)
         if self.plog is not None and not log:
             self.plog.drop(len(scored.predictions))
         elif self.plog is not None:
