@@ -153,7 +153,7 @@ def retrain(request: RetrainRequest, *, settings: Settings | None = None) -> Ret
     except RegressopsError as exc:
         record.status = "failed"
         record.error = {"reason": exc.reason, "message": exc.message, "type": type(exc).__name__}
-        if record.triggered and not request.dry_run:
+        if not request.dry_run and exc.reason != "retrain_busy":
             _event(settings, record, "retrain.failed", {"error": record.error})
         raise
     finally:
@@ -184,6 +184,8 @@ def _run(request: RetrainRequest, record: RetrainRecord, name: str, settings: Se
             record.reason = f"would extract, validate, train, gate and promote: {record.reason}"
         logger.info("retrain %s: %s", record.status, record.reason)
         return
+    if record.versions.get("champion_before") is None:
+        record.versions["champion_before"] = _alias_version(record.model, settings)
     _update_data(request.dataset, record, settings)
     recorded = _train(request.dataset, name, record, settings)
     if recorded.change is None:
@@ -232,6 +234,22 @@ def _monitor(
         json_path, html_path = write_report(report, folder)
         record.report = {"drift_json": str(json_path), "report_html": str(html_path)}
     return doc
+
+
+def _alias_version(uri: str, settings: Settings) -> str | None:
+    """The version ``models:/NAME@ALIAS`` names now (None: no such alias yet)."""
+    from regressops.registry.connection import connect
+    from regressops.registry.lifecycle import alias_version
+    from regressops.registry.resolve import parse_model_uri
+
+    ref = parse_model_uri(uri)
+    if ref.alias is None:
+        return ref.version
+    try:
+        mv = alias_version(connect(settings.resolved_tracking_uri), ref.name, ref.alias)
+    except RegistryError:  # no such model yet: the first retrain registers it
+        return None
+    return str(mv.version) if mv is not None else None
 
 
 def _decide(when: str, rows_new: int, doc: dict[str, Any] | None) -> tuple[bool, str]:

@@ -177,7 +177,10 @@ def _monitor(dataset: str, settings: Settings) -> dict[str, Any]:
 
     try:
         report = run_monitor(MonitorRequest(model=f"models:/{dataset}@champion"), settings=settings)
-    except DataError as exc:  # no logged rows yet: nothing to judge, not a failure
+    except (DataError, ConfigError) as exc:
+        if isinstance(exc, ConfigError) and exc.reason != "prediction_log":
+            raise
+        # no log, or no logged rows yet: nothing to judge, not a failure
         return {"status": "no_window", "note": exc.message}
     json_path, _ = write_report(report, settings.reports_dir / "monitor")
     return {"status": report.drift.status, "report": str(json_path)}
