@@ -141,7 +141,9 @@ def test_no_new_data_changes_nothing(loop: Loop) -> None:
 def test_drift_in_the_source_makes_a_new_champion_the_server_answers_with(loop: Loop) -> None:
     before = loop.champion()
     loop.add_shifted_rows(first_id=100000)
-    code, out, err = loop.regressops("retrain", "--dataset", "diabetes", "--if", "drift", "--dry-run", "--json")
+    code, out, err = loop.regressops(
+        "retrain", "--dataset", "diabetes", "--if", "drift", "--dry-run", "--json"
+    )
     assert code == 0, err
     assert _record(out)["status"] == "dry_run"
     assert loop.champion() == before and loop.events() == []
@@ -196,5 +198,7 @@ def test_an_unreachable_source_fails_with_exit_5_and_retrain_failed(loop: Loop) 
     assert code == 5, (out, err)
     assert err.startswith("error:") and err.count("\n") == 1 and "Traceback" not in err
     assert loop.champion() == before
-    failed = [e["payload"] for e in loop.events()[seen:] if e["payload"]["type"] == "retrain.failed"]
+    failed = [
+        e["payload"] for e in loop.events()[seen:] if e["payload"]["type"] == "retrain.failed"
+    ]
     assert failed and failed[0]["data"]["error"]["reason"] == "source_unreachable"

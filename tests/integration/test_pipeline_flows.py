@@ -72,7 +72,7 @@ def test_prefect_retraining_flow_retrains_and_promotes_offline(
 ) -> None:
     prefect = pytest.importorskip("prefect")
     try:  # Prefect 3.8's API server uses Body(min_items=...), which FastAPI 0.155 removed
-        import prefect.server.api.server  # noqa: F401
+        import prefect.server.api.server
     except TypeError as exc:
         import fastapi
 
@@ -82,9 +82,8 @@ def test_prefect_retraining_flow_retrains_and_promotes_offline(
         )
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    from prefect.testing.utilities import prefect_test_harness
-
     from prefect import flow
+    from prefect.testing.utilities import prefect_test_harness
 
     from regressops.flows import data_flow, extract_task, retraining_flow
     from regressops.pipelines.quickstart import quickstart
@@ -94,7 +93,9 @@ def test_prefect_retraining_flow_retrains_and_promotes_offline(
         record = retraining_flow(dataset="diabetes", when="always")
         assert record["status"] == "promoted", record
         assert record["versions"] == {
-            **record["versions"], "champion_before": "1", "champion_after": "2"
+            **record["versions"],
+            "champion_before": "1",
+            "champion_after": "2",
         }
         # input-hash caching: the same source snapshot is not extracted twice
         first = data_flow(dataset="diabetes")
