@@ -40,9 +40,8 @@ def test_no_new_rows_says_so() -> None:
 
 def test_a_second_retrain_of_the_same_dataset_is_refused_while_one_runs(home: Path) -> None:
     settings = Settings(home=home, retrain={"lock_timeout": 0})
-    with _retrain_lock(settings, "diabetes"):
-        with pytest.raises(RegistryError) as info:
-            retrain(RetrainRequest(dataset="diabetes"), settings=settings)
+    with _retrain_lock(settings, "diabetes"), pytest.raises(RegistryError) as info:
+        retrain(RetrainRequest(dataset="diabetes"), settings=settings)
     assert info.value.reason == "retrain_busy" and info.value.exit_code == 6
     (record,) = (home / "retrain").glob("*.json")
     doc = json.loads(record.read_text())
