@@ -79,6 +79,7 @@ class Reason(StrEnum):
     MISSING_COLUMN = "missing_column"
     MISSING_DATASET = "missing_dataset"
     MISSING_ENV = "missing_env"
+    MISSING_EXTRA = "missing_extra"
     MISSING_FEATURE = "missing_feature"
     MISSING_KEY = "missing_key"
     MISSING_PARAMETER = "missing_parameter"

@@ -17,7 +17,7 @@ Examples
 from regressops.alerts.delivery import DeliveryResult
 from regressops.alerts.delivery_log import delivery_log_path, read_deliveries
 from regressops.alerts.dispatch import emit, ping
-from regressops.alerts.endpoints import build_endpoints
+from regressops.alerts.endpoints import build_endpoints, webhook_status
 from regressops.alerts.events import EVENT_TYPES, PING
 from regressops.alerts.signing import generate_secret
 
@@ -31,4 +31,5 @@ __all__ = [
     "generate_secret",
     "ping",
     "read_deliveries",
+    "webhook_status",
 ]

@@ -13,6 +13,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -160,3 +161,34 @@ def build_endpoints(settings: Settings, environ: Mapping[str, str] | None = None
         The first webhook with a problem (see :func:`build_endpoint`).
     """
     return [build_endpoint(config, environ) for config in settings.webhooks]
+
+
+def webhook_status(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """One row per configured webhook: label, events, secret variable, whether it is ready.
+
+    Returns
+    -------
+    list of dict
+        ``{"webhook", "events", "secret_env", "allow_private", "ready", "problem"}``; ``problem``
+        is the one-line reason a webhook cannot send (None when ready).
+    """
+    rows = []
+    for config in settings.webhooks:
+        try:
+            build_endpoint(config, environ)
+            problem = None
+        except ConfigError as exc:
+            problem = exc.message
+        rows.append(
+            {
+                "webhook": label_of(config),
+                "events": ", ".join(config.events),
+                "secret_env": config.secret_env,
+                "allow_private": config.allow_private,
+                "ready": problem is None,
+                "problem": problem,
+            }
+        )
+    return rows

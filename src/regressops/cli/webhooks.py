@@ -6,6 +6,7 @@ a function of :mod:`regressops.alerts`.
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
@@ -32,30 +33,24 @@ def _table(title: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> 
     out().print(table)
 
 
+def _alerts() -> ModuleType:
+    """:mod:`regressops.alerts`, imported inside :func:`run` so that an install without its
+    HTTP client (the ``train`` extra) gets the one line naming the extra."""
+    import regressops.alerts
+
+    return regressops.alerts
+
+
+def _settings() -> Any:
+    from regressops.config import get_settings
+
+    return run(get_settings)
+
+
 @webhooks_app.command("list")
 def list_webhooks(json_output: JsonOpt = False) -> None:
     """List the configured webhooks, their events and whether each is ready to send."""
-    from regressops.alerts.endpoints import build_endpoint, label_of
-    from regressops.config import get_settings
-    from regressops.errors import ConfigError
-
-    rows = []
-    for config in run(get_settings).webhooks:
-        try:
-            build_endpoint(config)
-            problem = None
-        except ConfigError as exc:
-            problem = exc.message
-        rows.append(
-            {
-                "webhook": label_of(config),
-                "events": ", ".join(config.events),
-                "secret_env": config.secret_env,
-                "allow_private": config.allow_private,
-                "ready": problem is None,
-                "problem": problem,
-            }
-        )
+    rows = run(run(_alerts).webhook_status, _settings())
     if json_output:
         print_json(rows)
     elif not rows:
@@ -75,12 +70,11 @@ def test(
     import logging
     from dataclasses import asdict
 
-    from regressops.alerts import ping
-    from regressops.config import get_settings
     from regressops.errors import DeliveryFailed
 
+    alerts = run(_alerts)
     logging.getLogger("regressops.alerts").setLevel(logging.ERROR)  # the table says it all
-    results = run(ping, run(get_settings), webhook=webhook)
+    results = run(alerts.ping, _settings(), webhook=webhook)
     rows = [asdict(r) for r in results]
     if json_output:
         print_json(rows)
@@ -106,11 +100,9 @@ def deliveries(
     json_output: JsonOpt = False,
 ) -> None:
     """Show the delivery log: every attempt with its outcome, HTTP status and latency."""
-    from regressops.alerts import delivery_log_path, read_deliveries
-    from regressops.config import get_settings
-
-    path = delivery_log_path(run(get_settings))
-    rows = run(read_deliveries, path, last=last, event_id=event)
+    alerts = run(_alerts)
+    path = alerts.delivery_log_path(_settings())
+    rows = run(alerts.read_deliveries, path, last=last, event_id=event)
     if json_output:
         print_json(rows)
         return
@@ -126,6 +118,4 @@ def deliveries(
 @webhooks_app.command()
 def secret() -> None:
     """Print a new random signing secret (whsec_ + base64 of 32 bytes)."""
-    from regressops.alerts import generate_secret
-
-    typer.echo(generate_secret())
+    typer.echo(run(_alerts).generate_secret())

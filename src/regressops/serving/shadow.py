@@ -262,12 +262,13 @@ class ShadowScorer:
     def _score(self, jobs: list[_Job], model: _Model) -> None:
         started = time.perf_counter()
         if len(jobs) > 1 and all(isinstance(j.features, np.ndarray) for j in jobs):
+            stacked = np.concatenate([j.features for j in jobs])
             try:  # one call for every queued request
-                preds = model.predict(np.concatenate([j.features for j in jobs]))
+                preds = model.predict(stacked)
             except RegressopsError:
                 preds = None  # a bad row: score request by request to keep the others
             if preds is not None:
-                self._record(jobs, preds, model, started)
+                self._record(jobs, preds, model, started, stacked)
                 return
         for job in jobs:
             try:
@@ -275,9 +276,16 @@ class ShadowScorer:
             except RegressopsError as exc:
                 self._failed(len(job.champion), exc)
                 continue
-            self._record([job], preds, model, started)
+            self._record([job], preds, model, started, job.features)
 
-    def _record(self, jobs: list[_Job], preds: np.ndarray, model: _Model, started: float) -> None:
+    def _record(
+        self,
+        jobs: list[_Job],
+        preds: np.ndarray,
+        model: _Model,
+        started: float,
+        features: np.ndarray | dict[str, Any],
+    ) -> None:
         latency_ms = (time.perf_counter() - started) * 1e3
         champion = np.concatenate([j.champion for j in jobs]) if len(jobs) > 1 else jobs[0].champion
         diff = np.abs(preds - champion)
@@ -289,14 +297,22 @@ class ShadowScorer:
         self.rows.labels("scored").inc(len(preds))
         if self.plog is None:
             return
-        predictor, start = model.predictor, 0
-        for job in jobs:
-            n = len(job.champion)
+        # one batch per run of requests to the same endpoint: one log line, not one per request
+        predictor, mine, start = model.predictor, model.select(features), 0
+        for endpoint, group in groupby(jobs, key=lambda job: job.endpoint):
+            same = list(group)
+            n = sum(len(j.champion) for j in same)
+            ids: list[str] | None = None
+            rows: list[int] | None = None
+            if len(same) > 1:
+                ids = [j.request_id for j in same for _ in range(len(j.champion))]
+                rows = [r for j in same for r in range(len(j.champion))]
+            part = mine[start : start + n] if isinstance(mine, np.ndarray) else mine
             self.plog.log(
                 LogBatch(
-                    job.ts, job.request_id, SHADOW_PREFIX + job.endpoint, predictor.name,
-                    predictor.version, predictor.names, model.select(job.features),
-                    preds[start : start + n], latency_ms,
+                    same[0].ts, same[0].request_id, SHADOW_PREFIX + endpoint, predictor.name,
+                    predictor.version, predictor.names, part, preds[start : start + n],
+                    latency_ms, request_ids=ids, request_rows=rows,
                 )
             )  # fmt: skip
             start += n

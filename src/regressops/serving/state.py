@@ -146,10 +146,10 @@ class ServingState:
             self._flush_task.cancel()
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-        if self._labels is not None:
-            self._labels.close()
         if self.shadow is not None:  # its last rows go to the log before the log closes
             await anyio.to_thread.run_sync(self.shadow.close)
+        if self._labels is not None:
+            self._labels.close()
         if self.plog is not None:
             await anyio.to_thread.run_sync(self.plog.close)
             logger.info("prediction log flushed: %d rows written", self.plog.rows_written)
@@ -266,13 +266,15 @@ class ServingState:
         log: bool = True,
     ) -> None:
         """Count a prediction in the metrics, queue its rows for the prediction log and the
-        shadow model (``log=False``: count the rows as dropped from the log instead)."""
+        shadow model (``log=False``: count them as dropped instead; the shadow then skips them
+        too, adding nothing to a log that cannot be written)."""
         self.metrics.observe_predictions(endpoint, scored.predictions)
-        if self.shadow is not None:
-            self.shadow.submit(request_id, endpoint, scored)
         if self.plog is not None and not log:
             self.plog.drop(len(scored.predictions))
-        elif self.plog is not None:
+            return
+        if self.shadow is not None:
+            self.shadow.submit(request_id, endpoint, scored)
+        if self.plog is not None:
             self.plog.log(
                 LogBatch(  # positional: this runs once per request
                     time.time(),

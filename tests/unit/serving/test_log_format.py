@@ -41,7 +41,12 @@ def batches(draw: st.DrawFn) -> LogBatch:
             for i, c in enumerate(cols)
         }
     rid = draw(st.text(min_size=1, max_size=12))
-    return LogBatch(time.time(), rid, "/batch", "m\"o'del", "v1", cols, features, preds, 1.5)
+    batch = LogBatch(time.time(), rid, "/batch", "m\"o'del", "v1", cols, features, preds, 1.5)
+    if draw(st.booleans()):  # the rows of several requests (a shadow model's batch)
+        owners = sorted(draw(st.lists(st.integers(0, 4), min_size=n, max_size=n)))
+        batch.request_ids = [f"{rid}-{i}" for i in owners]
+        batch.request_rows = [owners[:j].count(owners[j]) for j in range(n)]
+    return batch
 
 
 @settings(max_examples=60, deadline=None)

@@ -42,8 +42,17 @@ def _rows(path: Path) -> list[dict[str, object]]:
     return list(iter_log_rows(str(path), path.parent))
 
 
+def _grouped_batch(sizes: list[int]) -> LogBatch:
+    """The rows of several requests in one batch, as the shadow model logs them."""
+    batch = _matrix_batch(sum(sizes), "g0")
+    batch.request_ids = [f"g{i}" for i, n in enumerate(sizes) for _ in range(n)]
+    batch.request_rows = [r for n in sizes for r in range(n)]
+    return batch
+
+
 def test_encode_decode_round_trip() -> None:
     batches = [_matrix_batch(5, "a"), _columns_batch(3, "b"), _matrix_batch(1, "c")]
+    batches.append(_grouped_batch([1, 4, 2]))
     header, buffers = encode(batches)
     payload = memoryview(b"".join(bytes(b) for b in buffers))
     meta = orjson.loads(header)
@@ -54,14 +63,19 @@ def test_encode_decode_round_trip() -> None:
 
 def test_the_child_writes_what_the_thread_would(tmp_path: Path) -> None:
     batches = [_matrix_batch(300, "big"), _columns_batch(7, "cat"), _matrix_batch(1, "one")]
+    batches.append(_grouped_batch([100, 1, 30]))
     sink = ProcessSink(str(tmp_path / "child.jsonl"), tmp_path)
-    assert sink.write(batches) == 308
+    assert sink.write(batches) == 439
     sink.close()
     local = JsonLinesSink(tmp_path / "thread.jsonl")
     local.write(batches)
     local.close()
     assert _rows(tmp_path / "child.jsonl") == _rows(tmp_path / "thread.jsonl")
-    assert len(_rows(tmp_path / "child.jsonl")) == 308
+    rows = _rows(tmp_path / "child.jsonl")
+    assert len(rows) == 439
+    assert [(r["request_id"], r["row"]) for r in rows[-131:]] == [
+        (f"g{i}", r) for i, n in enumerate([100, 1, 30]) for r in range(n)
+    ]
 
 
 def test_a_child_that_cannot_open_the_log_is_a_config_error(tmp_path: Path) -> None:

@@ -146,3 +146,34 @@ def test_a_shadow_that_falls_behind_drops_rows_and_counts_them(tmp_path: Path) -
     assert scorer.pending_rows == 0
     assert scorer.rows.labels("scored")._value.get() == 4
     assert scorer.rows.labels("dropped")._value.get() == 4
+
+
+def test_queued_requests_are_scored_together_and_logged_as_one_line(tmp_path: Path) -> None:
+    from regressops.serving.log.queue import PredictionLogger
+    from regressops.serving.log.sinks import JsonLinesSink
+
+    make_bundle(tmp_path / "champion")
+    make_bundle(tmp_path / "challenger", version="2", shift=1.0)
+    champion = Predictor(load_bundle(tmp_path / "champion"))
+    scorer = ShadowScorer(str(tmp_path / "challenger"), registry=CollectorRegistry())
+    scorer.prepare(champion)
+    scorer.install()
+    log = tmp_path / "shadow.jsonl"
+    scorer.plog = PredictionLogger(JsonLinesSink(log))
+    scorer.plog.start()
+    sizes = [1, 1, 1, 3, 2]
+    for i, n in enumerate(sizes):  # queued before the thread starts: one drain takes them all
+        scorer.submit(f"r{i}", "/stream" if n == 1 else "/batch", champion.predict_rows([ROW] * n))
+    scorer.start()
+    scorer.close()
+    scorer.plog.close()
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2  # one per run of requests to one endpoint: 3 x /stream, 2 x /batch
+    rows = list(iter_log_rows(str(log), tmp_path))
+    assert [(r["request_id"], r["row"], r["endpoint"]) for r in rows] == [
+        (f"r{i}", k, "shadow:/stream" if n == 1 else "shadow:/batch")
+        for i, n in enumerate(sizes)
+        for k in range(n)
+    ]
+    expected = float(champion.predict_rows([ROW]).predictions[0]) + 1.0
+    assert all(r["prediction"] == pytest.approx(expected) for r in rows)

@@ -22,7 +22,12 @@ _NUMPY_MIN_ROWS = 64  # below this, Python lists serialise faster than numpy arr
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass takes 3x longer to create
 class LogBatch:
-    """The rows one request predicted, as handed to the logger (cheap to create)."""
+    """The rows one request predicted, as handed to the logger (cheap to create).
+
+    A batch can also hold the rows of several requests (the shadow model logs what it scored
+    together as one batch): then ``request_ids[i]`` and ``request_rows[i]`` name the request
+    and the row within it of row ``i``, and ``request_id`` is the first of them.
+    """
 
     ts: float
     request_id: str
@@ -34,6 +39,8 @@ class LogBatch:
     predictions: np.ndarray
     latency_ms: float
     first_row: int = 0  # rows before it are already in the log (a write resumed mid-request)
+    request_ids: list[str] | None = None
+    request_rows: list[int] | None = None
 
     def __len__(self) -> int:
         """Rows still to be logged (from ``first_row`` on)."""
@@ -48,16 +55,17 @@ class LogBatch:
         names = self.names
         ts, rid, endpoint = _iso(self.ts), self.request_id, self.endpoint
         name, version, latency = self.model_name, self.model_version, round(self.latency_ms, 3)
+        ids, rows = self.request_ids, self.request_rows
         for i, (vals, pred) in enumerate(zip(values, self.predictions.tolist(), strict=True)):
             if i < self.first_row:
                 continue
             yield {
                 "ts": ts,
-                "request_id": rid,
+                "request_id": rid if ids is None else ids[i],
                 "endpoint": endpoint,
                 "model_name": name,
                 "model_version": version,
-                "row": i,
+                "row": i if rows is None else rows[i],
                 "features": dict(zip(names, vals, strict=True)),
                 "prediction": pred,
                 "latency_ms": latency,
@@ -71,7 +79,8 @@ class LogBatch:
         [values]}``, where ``first_row`` is the index of the slice's first row in its request.
         A batch whose ``first_row`` is set (a write that stopped after some of its lines) starts
         at that row, which is always the start of a line.
-        Numeric columns are serialised by orjson straight from numpy.
+        A batch of several requests adds ``"request_ids"`` and ``"request_rows"`` (one entry per
+        row). Numeric columns are serialised by orjson straight from numpy.
         """
         n = int(self.predictions.shape[0])
         head = {
@@ -85,6 +94,7 @@ class LogBatch:
         feats = self.features
         if (
             self.first_row == 0
+            and self.request_ids is None
             and n <= min(line_rows, _NUMPY_MIN_ROWS)
             and isinstance(feats, np.ndarray)
             and feats.dtype.kind in "fiu"
@@ -114,6 +124,10 @@ class LogBatch:
             doc = {**head, "first_row": start, "rows": stop - start}
             doc["features"] = features
             doc["predictions"] = preds
+            if self.request_ids is not None and self.request_rows is not None:
+                doc["request_id"] = self.request_ids[start] if n else self.request_id
+                doc["request_ids"] = self.request_ids[start:stop]
+                doc["request_rows"] = self.request_rows[start:stop]
             lines.append(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY))
         return lines
 

@@ -281,6 +281,8 @@ def encode(batches: list[LogBatch]) -> tuple[bytes, list[Any]]:
             "rows": int(b.predictions.shape[0]),
             "first_row": b.first_row,
         }
+        if b.request_ids is not None:
+            item["request_ids"], item["request_rows"] = b.request_ids, b.request_rows
         if isinstance(b.features, np.ndarray):
             matrix = np.ascontiguousarray(b.features, dtype=np.float64)
             item["width"] = int(matrix.shape[1]) if matrix.ndim == 2 else 0
@@ -319,6 +321,8 @@ def decode(meta: list[dict[str, Any]], payload: memoryview) -> list[LogBatch]:
                 preds,
                 item["latency_ms"],
                 int(item.get("first_row", 0)),
+                item.get("request_ids"),
+                item.get("request_rows"),
             )
         )
     return batches

@@ -58,10 +58,19 @@ def expand_line(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
             reason="bad_log_line",
         )
     names = list(features)
+    ids, rows = doc.get("request_ids"), doc.get("request_rows")  # a line of several requests
+    if ids is not None and (rows is None or len(ids) != n or len(rows) != n):
+        raise DataError(
+            f"prediction log line of request {common['request_id']!r} names the requests of "
+            "another number of rows",
+            reason="bad_log_line",
+        )
     for i, values in enumerate(zip(*features.values(), strict=True)):
+        if ids is not None:
+            common["request_id"] = ids[i]
         yield {
             **common,
-            "row": first + i,
+            "row": first + i if rows is None else rows[i],
             "features": dict(zip(names, values, strict=True)),
             "prediction": preds[i],
             "latency_ms": latency,
