@@ -102,3 +102,19 @@ def test_missing_values_are_nan_and_counted(tmp_path: Path) -> None:
     assert a.missing == 1
     colour = w.column("colour")
     assert colour.rows == 2 and colour.missing == 1
+
+
+def test_torn_lines_are_skipped_and_an_unfinished_last_line_ends_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = tmp_path / "log.jsonl"
+    write_log(log, [(T0, "1", "r1", 5)])
+    good = log.read_bytes()
+    log.write_bytes(good[:40] + b"\n\n" + good + good[:-30])  # torn, blank, whole, unfinished
+    w = read_window(str(log), kinds=KINDS, selection=LogSelection())
+    assert w.rows == 5
+    assert "line 1 of" in caplog.text and "damaged" in caplog.text
+    log.write_bytes(good + good.rstrip(b"\n"))  # a whole last line without its newline counts
+    assert read_window(str(log), kinds=KINDS, selection=LogSelection()).rows == 10
+    log.write_bytes(b"")
+    assert read_window(str(log), kinds=KINDS, selection=LogSelection()).rows == 0
