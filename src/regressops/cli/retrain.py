@@ -131,7 +131,7 @@ def _settings(config: Path | None) -> Any:
 
     if config is not None:
         if not config.is_file():
-            raise ConfigError(f"--config {config}: no such file", reason="missing_config")
+            raise ConfigError(f"--config {config}: no such file", reason="file_not_found")
         os.environ[CONFIG_FILE_ENV] = str(config)
         get_settings.cache_clear()
     return get_settings()

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from regressops.alerts.dispatch import emit
 from regressops.config import Settings, get_settings
 from regressops.errors import ConfigError, RegistryError, RegressopsError, ValidationFailed
+from regressops.reasons import Reason
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def retrain(request: RetrainRequest, *, settings: Settings | None = None) -> Ret
     except RegressopsError as exc:
         record.status = "failed"
         record.error = {"reason": exc.reason, "message": exc.message, "type": type(exc).__name__}
-        if not request.dry_run and exc.reason != "retrain_busy":
+        if not request.dry_run and exc.reason != Reason.RETRAIN_BUSY:
             _event(settings, record, "retrain.failed", {"error": record.error})
         raise
     finally:

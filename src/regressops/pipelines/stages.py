@@ -21,6 +21,7 @@ from typing import Any
 
 from regressops.config import Settings, get_settings
 from regressops.errors import ConfigError, DataError, RegistryError, SourceError
+from regressops.reasons import Reason
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ def _monitor(dataset: str, settings: Settings) -> dict[str, Any]:
     try:
         report = run_monitor(MonitorRequest(model=f"models:/{dataset}@champion"), settings=settings)
     except (DataError, ConfigError) as exc:
-        if isinstance(exc, ConfigError) and exc.reason != "prediction_log":
+        if isinstance(exc, ConfigError) and exc.reason != Reason.PREDICTION_LOG:
             raise
         # no log, or no logged rows yet: nothing to judge, not a failure
         return {"status": "no_window", "note": exc.message}
