@@ -1,6 +1,7 @@
 """The retrain loop on a PostgreSQL source: a champion trained from a table in a fresh schema,
 shifted rows inserted into that table, `regressops retrain --if drift` promotes a new champion;
-run again with no new rows it changes nothing."""
+run again with no new rows it changes nothing. Once with the embedded MLflow store, once with a
+real ``mlflow server`` (PostgreSQL backend, the fixture of ``test_mlflow_server``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers.postgres import PG_URL, temporary_schema
+from integration.test_mlflow_server import server  # noqa: F401 - the module-scoped fixture
 from regressops.config import get_settings
 
 REGRESSOPS = Path(sys.executable).parent / "regressops"
@@ -22,17 +24,35 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 def _retrain(tmp_path: Path, home: Path) -> tuple[int, dict, str]:
-    env = {**os.environ, "REGRESSOPS_HOME": str(home), "COLUMNS": "200"}
+    env = {**os.environ, "REGRESSOPS_HOME": str(home), "COLUMNS": "200"}  # tracking URI included
     done = subprocess.run(
         [str(REGRESSOPS), "retrain", "--dataset", "diabetes", "--if", "drift", "--json"],
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
-    return done.returncode, json.loads(done.stdout) if done.stdout else {}, done.stderr
+    try:
+        record = json.loads(done.stdout) if done.stdout else {}
+    except ValueError:
+        pytest.fail(f"not JSON on stdout: {done.stdout[:2000]!r} / {done.stderr[-2000:]!r}")
+    return done.returncode, record, done.stderr
 
 
 def test_retrain_on_a_postgres_source(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _loop(home, tmp_path, monkeypatch)
+
+
+def test_retrain_on_a_postgres_source_with_an_mlflow_server(
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    server: dict,  # noqa: F811
+) -> None:
+    monkeypatch.setenv("REGRESSOPS_TRACKING_URI", server["uri"])
+    _loop(home, tmp_path, monkeypatch)
+
+
+def _loop(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy import create_engine, text
 
     from regressops.data.demo_db import seed_demo_db

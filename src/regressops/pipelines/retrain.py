@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import json
 import logging
 import os
@@ -422,5 +423,8 @@ def _log_run(record: RetrainRecord, settings: Settings) -> str:
     parent = record.versions.get("parent_run")
     for child in [parent] if parent else record.versions.get("runs", []):
         client.set_tag(str(child), "mlflow.parentRunId", run_id)
-    client.set_terminated(run_id, "FAILED" if record.status == "failed" else "FINISHED")
+    printed = io.StringIO()  # an MLflow server's client prints the run's URL: keep stdout clean
+    with contextlib.redirect_stdout(printed):
+        client.set_terminated(run_id, "FAILED" if record.status == "failed" else "FINISHED")
+    logger.debug("mlflow: %s", printed.getvalue().strip())
     return run_id
