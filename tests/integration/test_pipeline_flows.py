@@ -3,6 +3,7 @@ under Prefect's own test harness (an ephemeral local API, no network)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from regressops.config import get_settings
 from regressops.data.demo_db import seed_demo_db
+from regressops.errors import RegressopsError
 from regressops.pipelines.stages import STAGES, inputs_hash, run_pipeline
 
 
@@ -55,6 +57,14 @@ def test_pipeline_runs_every_stage_then_skips_what_did_not_change(home: Path) ->
 
     late = run_pipeline("diabetes", start="monitor", settings=settings)
     assert _statuses(late)["extract"] == "not_run" and _statuses(late)["monitor"] == "ran"
+
+    (home / "demo.db").unlink()  # the source is gone: extract fails after its retries
+    sleeps: list[float] = []
+    with pytest.raises(RegressopsError):
+        run_pipeline("diabetes", settings=settings, sleep=sleeps.append)
+    (record,) = sorted((home / "pipeline" / "diabetes").glob("run-*.json"))[-1:]
+    failed = json.loads(record.read_text())["stages"][-1]
+    assert failed["stage"] == "extract" and failed["status"] == "failed"
 
 
 def test_pipeline_refuses_an_unknown_or_inner_start(home: Path) -> None:

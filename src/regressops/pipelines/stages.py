@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from regressops.config import Settings, get_settings
-from regressops.errors import ConfigError, DataError, RegistryError, SourceError
+from regressops.errors import ConfigError, DataError, RegistryError, RegressopsError, SourceError
 from regressops.reasons import Reason
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,11 @@ def run_pipeline(
             rec = {"stage": name, "status": "skipped", "note": "inputs unchanged since last run"}
             outputs = last.get("outputs", {})
         else:
-            outputs = with_stage_retries(work, retries, sleep)
+            try:
+                outputs = with_stage_retries(work, retries, sleep)
+            except RegressopsError as exc:  # the record says which stage failed, and why
+                records.append(_failed(name, exc, inputs, begun))
+                raise
             rec = {"stage": name, "status": "ran", "note": outputs.pop("note", "")}
             state[name] = {"inputs_hash": digest, "outputs": outputs}
         rec.update(inputs=inputs, inputs_hash=digest, outputs=outputs)
@@ -110,7 +114,14 @@ def run_pipeline(
         return outputs
 
     try:
-        peek = with_stage_retries(lambda: peek_source(dataset, settings=settings), retries, sleep)
+        begun = time.perf_counter()
+        try:  # the source snapshot is the extract stage's input
+            peek = with_stage_retries(
+                lambda: peek_source(dataset, settings=settings), retries, sleep
+            )
+        except RegressopsError as exc:
+            records.append(_failed("extract", exc, {}, begun))
+            raise
         raw = stage(
             "extract",
             {"snapshot": peek.snapshot_hash},
@@ -156,6 +167,13 @@ def run_pipeline(
     finally:
         path = _write(folder, state_path, state, records)
     return {"dataset": dataset, "stages": records, "record_path": str(path)}
+
+
+def _failed(name: str, exc: RegressopsError, inputs: dict, begun: float) -> dict[str, Any]:
+    return {
+        "stage": name, "status": "failed", "note": exc.message, "reason": exc.reason,
+        "inputs": inputs, "outputs": {}, "seconds": round(time.perf_counter() - begun, 4),
+    }  # fmt: skip
 
 
 def _train(train_candidates: Callable[..., Any], dataset: str, settings: Settings) -> dict:
