@@ -277,6 +277,31 @@ class ComputeSettings(BaseModel):
     connect_timeout: float = Field(10.0, gt=0.0)
 
 
+class RetrainSettings(BaseModel):
+    """The closed loop (``regressops retrain``, ``pipeline run``, the Prefect flows).
+
+    Attributes
+    ----------
+    models : list of str
+        Candidate kinds trained on the fresh clean version; the best that passes its gates
+        against the champion is promoted.
+    servers : list of str
+        Base URLs of running servers told to reload after a promotion (``POST /admin/reload``).
+    admin_key_env : str
+        Name of the environment variable holding the admin key sent to those servers.
+    lock_timeout : float
+        Seconds a retrain waits for another one on the same dataset to finish (0: refuse).
+    stage_retries : int
+        Extra attempts of a ``pipeline run`` stage after a transient error.
+    """
+
+    models: list[str] = Field(default_factory=lambda: ["linear"], min_length=1)
+    servers: list[str] = Field(default_factory=list)
+    admin_key_env: str = Field("REGRESSOPS_ADMIN_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    lock_timeout: float = Field(600.0, ge=0)
+    stage_retries: int = Field(1, ge=0, le=10)
+
+
 class Settings(BaseSettings):
     """Every path, URI and threshold regressops uses.
 
@@ -292,6 +317,8 @@ class Settings(BaseSettings):
     admin_keys : SecretStr or None
         Comma-separated operator keys (``REGRESSOPS_ADMIN_KEYS``); once set, only they may call
         ``/admin/reload``. Never logged.
+    retrain : RetrainSettings
+        The closed loop: candidates, servers to reload, the retrain lock.
     webhooks : list of WebhookSettings
         Where events (drift, gate failures, promotions, ...) are sent (``[[webhooks]]``).
     """
@@ -313,6 +340,8 @@ class Settings(BaseSettings):
     data: DataSettings = Field(default_factory=DataSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
+
+    retrain: RetrainSettings = Field(default_factory=RetrainSettings)
     datasets: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @classmethod

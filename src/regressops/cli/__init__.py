@@ -30,7 +30,7 @@ from typing import Annotated
 import typer
 
 from regressops import __version__
-from regressops.cli import data, models, monitor, quantize, serve, train, tune, webhooks
+from regressops.cli import data, models, monitor, quantize, retrain, serve, train, tune, webhooks
 from regressops.cli.support import DEBUG_ENV, OneLineErrors, check_settings, state
 
 # ---------------------------------------------------------------------- the app
@@ -78,12 +78,14 @@ app.command()(serve.serve)
 app.command()(serve.predictions)
 app.command()(serve.trace)
 app.command()(monitor.monitor)
+app.command()(retrain.retrain)
 app.command("demo-db")(data.demo_db)
 app.command()(data.extract)
 app.command()(data.validate)
 app.add_typer(data.data_app, name="data")
 app.add_typer(models.models_app, name="models")
 app.add_typer(webhooks.webhooks_app, name="webhooks")
+app.add_typer(retrain.pipeline_app, name="pipeline")
 
 
 def command_names() -> set[str]:

@@ -465,3 +465,32 @@ def _register(
         settings=settings,
     )
     recorded.version, recorded.change, recorded.gate_summary = version, change, summary
+
+
+def train_dataset_candidates(
+    dataset: str,
+    kinds: Sequence[str],
+    *,
+    model_name: str | None = None,
+    register: bool = True,
+    settings: Settings | None = None,
+) -> Recorded:
+    """Train ``kinds`` on a dataset's newest clean version with the settings' split and solver,
+    gate them against the champion and register the best (the retraining loop's training step).
+    """
+    from regressops.data.selection import DataSelection
+    from regressops.data.split import SplitPlan
+    from regressops.training.estimator import EstimatorParams
+
+    settings = settings or get_settings()
+    plan = SplitPlan(test_size=settings.train.test_size, seed=settings.train.random_state)
+    estimators = [
+        EstimatorParams.build(kind, solver=settings.train.solver if kind == "linear" else None)
+        for kind in dict.fromkeys(kinds)
+    ]
+    record = RecordPlan(cv=settings.train.cv, track=settings.train.track or register,
+                        register=register)  # fmt: skip
+    return train_candidates(
+        DataSelection(dataset=dataset), plan, estimators, record=record, model_name=model_name,
+        settings=settings,
+    )  # fmt: skip

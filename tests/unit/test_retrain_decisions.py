@@ -1,0 +1,55 @@
+"""The retrain loop's decisions without training: the trigger rule, the lock, bad options."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from regressops.config import Settings
+from regressops.errors import ConfigError, RegistryError
+from regressops.pipelines.retrain import RetrainRequest, _decide, _retrain_lock, retrain
+
+
+def _doc(status: str, degraded: bool = False) -> dict:
+    return {"status": status, "drifted_features": ["bmi"], "performance": {"degraded": degraded}}
+
+
+@pytest.mark.parametrize(
+    ("when", "rows", "doc", "fires"),
+    [
+        ("drift", 10, _doc("drift"), True),
+        ("drift", 10, _doc("ok", degraded=True), False),
+        ("drift", 0, None, False),
+        ("performance", 10, _doc("ok", degraded=True), True),
+        ("performance", 10, _doc("drift"), False),
+        ("always", 0, None, True),
+    ],
+)
+def test_the_trigger_fires_only_on_its_own_verdict(
+    when: str, rows: int, doc: dict | None, fires: bool
+) -> None:
+    fired, why = _decide(when, rows, doc)
+    assert fired is fires and why
+
+
+def test_no_new_rows_says_so() -> None:
+    assert "no rows the lake lacks" in _decide("drift", 0, None)[1]
+
+
+def test_a_second_retrain_of_the_same_dataset_is_refused_while_one_runs(home: Path) -> None:
+    settings = Settings(home=home, retrain={"lock_timeout": 0})
+    with _retrain_lock(settings, "diabetes"), pytest.raises(RegistryError) as info:
+        retrain(RetrainRequest(dataset="diabetes"), settings=settings)
+    assert info.value.reason == "retrain_busy" and info.value.exit_code == 6
+    (record,) = (home / "retrain").glob("*.json")
+    doc = json.loads(record.read_text())
+    assert doc["status"] == "failed" and doc["events"] == []  # busy: no retrain.failed event
+    with _retrain_lock(settings, "other"):  # another dataset is not blocked
+        pass
+
+
+def test_an_unknown_trigger_is_a_config_error(home: Path) -> None:
+    with pytest.raises(ConfigError, match="--if takes"):
+        retrain(RetrainRequest(dataset="diabetes", when="sometimes"), settings=Settings(home=home))  # type: ignore[arg-type]
