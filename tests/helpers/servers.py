@@ -90,10 +90,11 @@ class ServerProcess:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
 
-    def wait_for_output(self, text: str, timeout: float = 60.0) -> None:
-        """Block until the server has printed ``text`` (e.g. uvicorn's "Shutting down")."""
+    def wait_for_output(self, text: str, timeout: float = 60.0, *, times: int = 1) -> None:
+        """Block until the server has printed ``text`` (e.g. uvicorn's "Shutting down") at least
+        ``times`` times (e.g. "Application startup complete." once per worker)."""
         deadline = time.monotonic() + timeout
-        while text not in self.output():
+        while self.output().count(text) < times:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise TimeoutError(f"the server never printed {text!r}:\n{self.output()}")
             time.sleep(0.01)

@@ -58,7 +58,7 @@ def _loop(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from regressops.data.demo_db import seed_demo_db
     from regressops.data.extract import extract
     from regressops.data.validate import validate
-    from regressops.training.candidates import train_candidates
+    from regressops.training.candidates import train_dataset_candidates as train_candidates
 
     with temporary_schema("regressops_retrain") as schema:
         config = tmp_path / "regressops.toml"
@@ -71,7 +71,7 @@ def _loop(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         seed_demo_db(url=PG_URL, dataset="diabetes", table=f"{schema}.diabetes", settings=settings)
         extract("diabetes", settings=settings)
         validate("diabetes", settings=settings)
-        first = train_candidates(dataset="diabetes", cv=0, register=True, settings=settings)
+        first = train_candidates("diabetes", ["linear"], settings=settings)
         assert first.change is not None and first.change.version == "1"
 
         code, record, err = _retrain(tmp_path, home)

@@ -119,6 +119,7 @@ def test_two_workers_share_metrics_and_roll_on_sighup(tmp_path: Path) -> None:
     model = tmp_path / "model"
     make_bundle(model, version="1")
     server = ServerProcess(model, tmp_path / "home", workers=2, prediction_log="off").wait_ready()
+    server.wait_for_output("Application startup complete.", times=2)  # both workers
     try:
         for _ in range(40):  # fresh connections spread over both workers
             r = httpx.post(f"{server.url}/stream", json={"data": ROW})
@@ -154,6 +155,8 @@ def test_one_reload_of_two_workers_counts_once_and_names_the_old_version(tmp_pat
     model = tmp_path / "model"
     make_bundle(model, version="1")
     server = ServerProcess(model, tmp_path / "home", workers=2, prediction_log="off").wait_ready()
+    # /readyz answers once one worker is up: wait for both before the model changes
+    server.wait_for_output("Application startup complete.", times=2)
     try:
         make_bundle(model, version="2", shift=5.0)
         r = httpx.post(f"{server.url}/admin/reload", timeout=30)

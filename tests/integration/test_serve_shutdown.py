@@ -135,6 +135,7 @@ def test_sigkill_of_the_supervisor_takes_the_workers_down_with_their_log(tmp_pat
     make_bundle(tmp_path / "model")
     home = tmp_path / "home"
     server = ServerProcess(tmp_path / "model", home, workers=2).wait_ready()
+    server.wait_for_output("Application startup complete.", times=2)  # both workers
     children: set[int] = set()
     try:
         ids = [f"kill-{i}" for i in range(30)]
