@@ -166,6 +166,11 @@ def test_one_reload_of_two_workers_counts_once_and_names_the_old_version(tmp_pat
         )
         for _ in range(8):  # fresh connections: both workers answer
             last = httpx.get(f"{server.url}/model-check", timeout=5).json()["last_reload"]
+            if last is None:
+                # uvicorn's supervisor replaces a worker that misses its health check (a loaded
+                # machine): the new worker started on version 2 and never reloaded; say so
+                assert "died" in server.output(), server.output()
+                continue
             assert (last["version"], last["previous_version"]) == ("2", "1"), last
 
         def reloads() -> float:
