@@ -24,6 +24,8 @@ import orjson
 
 from regressops.errors import ConfigError, DataError
 from regressops.monitoring.fitted import CurrentColumn
+from regressops.serving.log.reader import recover_line
+from regressops.serving.log.segments import segment_paths
 
 logger = logging.getLogger(__name__)
 
@@ -280,7 +282,15 @@ def _file_blocks(
 
 
 def _lines(path: Path) -> Iterator[dict[str, Any]]:
-    """Decoded lines of a JSON-lines log, as the log reader decodes them.
+    """Decoded lines of every segment of a JSON-lines log (rotated ones first, see
+    :mod:`regressops.serving.log.segments`), as the log reader decodes them."""
+    segments = segment_paths(path) or [path]
+    for segment in segments:
+        yield from _segment_lines(segment)
+
+
+def _segment_lines(path: Path) -> Iterator[dict[str, Any]]:
+    """Decoded lines of one JSON-lines segment, as the log reader decodes them.
 
     The same rules as :func:`regressops.serving.log.reader.iter_log_rows`: a line torn by a
     writer killed mid-write is skipped with a warning, and an unfinished last line (a writer is
@@ -328,8 +338,12 @@ def _mapped_lines(mapped: mmap.mmap, view: memoryview, path: Path) -> Iterator[d
         except orjson.JSONDecodeError:
             if not complete:  # a writer is appending this very line
                 return
-            logger.warning("line %d of %s is damaged (not JSON); skipped", number, path)
-            continue
+            # a torn fragment that the next append continued: read the whole line after it
+            recovered = recover_line(line)
+            logger.warning("line %d of %s holds a torn fragment; skipped", number, path)
+            if recovered is None:
+                continue
+            doc = recovered
         if not isinstance(doc, dict):
             raise DataError(
                 f"line {number} of {path} is not a prediction log line", reason="bad_log_line"

@@ -113,7 +113,7 @@ def test_torn_lines_are_skipped_and_an_unfinished_last_line_ends_the_log(
     log.write_bytes(good[:40] + b"\n\n" + good + good[:-30])  # torn, blank, whole, unfinished
     w = read_window(str(log), kinds=KINDS, selection=LogSelection())
     assert w.rows == 5
-    assert "line 1 of" in caplog.text and "damaged" in caplog.text
+    assert "line 1 of" in caplog.text and "torn fragment" in caplog.text
     log.write_bytes(good + good.rstrip(b"\n"))  # a whole last line without its newline counts
     assert read_window(str(log), kinds=KINDS, selection=LogSelection()).rows == 10
     log.write_bytes(b"")

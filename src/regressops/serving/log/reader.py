@@ -131,7 +131,7 @@ def _iter_lines(path: Path) -> Iterator[dict[str, Any]]:
             except orjson.JSONDecodeError:
                 if not line.endswith(b"\n"):  # a writer is appending this very line
                     return
-                doc = _recover(line)
+                doc = recover_line(line)
                 if doc is None:
                     damaged += 1
                     if not good and damaged >= 2:  # two lines at the start: not a log at all
@@ -169,17 +169,18 @@ def _not_a_log(path: Path) -> DataError:
 _LINE_START = b'{"ts":'
 
 
-def _recover(line: bytes) -> dict[str, Any] | None:
+def recover_line(line: bytes | memoryview) -> dict[str, Any] | None:
     """The whole line that follows a torn fragment on the same physical line, if any.
 
     Every log line starts with ``{"ts":`` and that text cannot occur inside a line (JSON
     strings escape their quotes), so the last occurrence past the start begins a whole line.
     """
-    start = line.rfind(_LINE_START)
+    data = bytes(line)
+    start = data.rfind(_LINE_START)
     if start <= 0:
         return None
     try:
-        doc = orjson.loads(line[start:])
+        doc = orjson.loads(data[start:])
     except orjson.JSONDecodeError:
         return None
     return doc if isinstance(doc, dict) else None
