@@ -339,7 +339,7 @@ def test_a_backlogged_log_holds_requests_until_the_sink_catches_up(
 
 
 def test_an_unwritable_log_can_be_served_through_counting_dropped_rows(
-    tmp_path: Path, diabetes_bundle: Any, client_factory: Any
+    tmp_path: Path, diabetes_bundle: Any, client_factory: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = Settings(
         home=tmp_path, serve=ServeSettings(log_max_pending_rows=2, log_when_unwritable="drop")
@@ -351,9 +351,11 @@ def test_an_unwritable_log_can_be_served_through_counting_dropped_rows(
         c.post("/batch", json={"data": [ROW] * 3})
         plog.flush()
         assert plog.failing and plog.backlogged
-        for _ in range(2):  # answered, not logged, and counted
-            assert c.post("/batch", json={"data": [ROW] * 4}).status_code == 200
+        with caplog.at_level("WARNING", logger="regressops.serving.log.queue"):
+            for _ in range(2):  # answered, not logged, and counted
+                assert c.post("/batch", json={"data": [ROW] * 4}).status_code == 200
         assert plog.rows_dropped == 8
+        assert caplog.text.count("not logged from now on") == 1  # once per episode
         ready = c.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["prediction_log"] == {

@@ -58,6 +58,7 @@ class PredictionLogger:
         self.max_pending_rows = max_pending_rows
         self.rows_written = 0
         self.rows_dropped = 0
+        self._dropping = False  # a drop episode was announced and the sink has not recovered
         self._queued_rows = 0
         self._count_lock = threading.Lock()
         self._queue: deque[Any] = deque()
@@ -86,8 +87,12 @@ class PredictionLogger:
         operator chose to serve on: ``serve.log_when_unwritable = "drop"``)."""
         with self._count_lock:
             self.rows_dropped += rows
-        if rows:
-            logger.warning("prediction log unwritable: %d answered rows not logged", rows)
+        if rows and not self._dropping:  # once per episode, not once per request
+            self._dropping = True
+            logger.warning(
+                "prediction log unwritable: answered rows are not logged from now on until the "
+                "sink recovers (counted in regressops_prediction_log_dropped_rows)"
+            )
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -186,6 +191,9 @@ class PredictionLogger:
             logger.warning("prediction log write failed (%s); will retry", exc.__class__.__name__)
             return
         self._failed = []
+        if self._dropping:
+            self._dropping = False
+            logger.warning("prediction log writable again; %d rows were dropped", self.rows_dropped)
         self.rows_written += n
         # Freeing thousands of requests' arrays at once would hold the GIL for milliseconds.
         while batches:
