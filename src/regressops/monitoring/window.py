@@ -403,11 +403,11 @@ def _sql_blocks(
     """Chunks of the SQL log table with the filters in the query."""
     import sqlalchemy as sa
 
-    from regressops.serving.log.reader import _engine, _table
+    from regressops.serving.log.reader import log_engine, log_table
 
-    engine = _engine(url)
+    engine = log_engine(url)
     try:
-        table = _table(engine)
+        table = log_table(engine)
         c = table.c
         query = sa.select(
             c.id, c.ts, c.request_id, c.model_name, c.model_version, c.row, c.features, c.prediction

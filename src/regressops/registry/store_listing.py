@@ -23,14 +23,13 @@ Any other store (``databricks``, ``file:``) returns None: the caller uses ``Mlfl
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from regressops.errors import RegistryError
 from regressops.redact import redact_url
-from regressops.registry.store_reader import _auth, _auth_headers, _is_sql
+from regressops.registry.store_reader import is_sql_store, rest_get
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ class FallBack(Exception):
 
 def reader_for(uri: str) -> Reader | None:
     """The direct reader of ``uri``, or None when only ``MlflowClient`` can read it."""
-    if _is_sql(uri):
+    if is_sql_store(uri):
         return (lambda: _sql_models(uri), lambda name: _sql_model(uri, name))
     if uri.startswith(("http://", "https://")):
         return (lambda: _http_models(uri), lambda name: _http_model(uri, name))
@@ -183,17 +182,8 @@ def _not_found(name: str) -> RegistryError:
 def _http_get(uri: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
     import httpx
 
-    verify = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() not in ("true", "1")
-    url = f"{uri.rstrip('/')}/api/2.0/mlflow/{path}"
     try:
-        response = httpx.get(
-            url,
-            params=params,
-            headers=_auth_headers(),
-            auth=_auth(),
-            verify=verify,
-            timeout=HTTP_TIMEOUT_S,
-        )
+        response = rest_get(uri, path, params, timeout=HTTP_TIMEOUT_S)
     except httpx.HTTPError as exc:
         raise RegistryError(
             f"tracking server {redact_url(uri)} is unavailable: {type(exc).__name__}",

@@ -49,7 +49,7 @@ def read_version(uri: str, name: str, version: str) -> AliasTarget | None:
     :func:`read_alias`.
     """
     try:
-        if _is_sql(uri):
+        if is_sql_store(uri):
             return _read_sql(uri, name, None, version)
         if uri.startswith(("http://", "https://")):
             return _read_http(uri, name, None, version)
@@ -58,7 +58,8 @@ def read_version(uri: str, name: str, version: str) -> AliasTarget | None:
     return None
 
 
-def _is_sql(uri: str) -> bool:
+def is_sql_store(uri: str) -> bool:
+    """True when ``uri`` is a SQL tracking store (sqlite, PostgreSQL, MySQL, MSSQL)."""
     return uri.split(":", 1)[0].split("+", 1)[0] in _SQL_SCHEMES
 
 
@@ -79,7 +80,7 @@ def read_alias(uri: str, name: str, alias: str) -> AliasTarget | None:
         is unknown: ask MLflow instead.
     """
     try:
-        if _is_sql(uri):
+        if is_sql_store(uri):
             return _read_sql(uri, name, alias, None)
         if uri.startswith(("http://", "https://")):
             return _read_http(uri, name, alias, None)
@@ -140,22 +141,28 @@ def _auth() -> Any:
     return (user, password) if user and password else None
 
 
-def _read_http(uri: str, name: str, alias: str | None, version: str | None) -> AliasTarget | None:
+def rest_get(uri: str, path: str, params: dict[str, Any], *, timeout: float = _TIMEOUT_S) -> Any:
+    """``GET <uri>/api/2.0/mlflow/<path>`` with the credentials and TLS setting MLflow's own
+    client reads from the environment; the httpx response (httpx errors propagate)."""
     import httpx
 
     insecure = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("1", "true")
-    if alias is not None:
-        path, params = "registered-models/alias", {"name": name, "alias": alias}
-    else:
-        path, params = "model-versions/get", {"name": name, "version": str(version)}
-    response = httpx.get(
+    return httpx.get(
         f"{uri.rstrip('/')}/api/2.0/mlflow/{path}",
         params=params,
         headers=_auth_headers(),
         auth=_auth(),
-        timeout=_TIMEOUT_S,
+        timeout=timeout,
         verify=not insecure,
     )
+
+
+def _read_http(uri: str, name: str, alias: str | None, version: str | None) -> AliasTarget | None:
+    if alias is not None:
+        path, params = "registered-models/alias", {"name": name, "alias": alias}
+    else:
+        path, params = "model-versions/get", {"name": name, "version": str(version)}
+    response = rest_get(uri, path, params)
     if response.status_code != 200:
         return None
     mv = response.json().get("model_version") or {}

@@ -218,7 +218,7 @@ def last_log_rows(target: str | None, home: Path, n: int) -> tuple[list[dict[str
     return records[-n:], total
 
 
-def _engine(url: str) -> Any:
+def log_engine(url: str) -> Any:
     import sqlalchemy as sa
 
     try:
@@ -227,7 +227,7 @@ def _engine(url: str) -> Any:
         raise ConfigError(f"invalid prediction log URL: {exc}", reason="prediction_log") from None
 
 
-def _table(engine: Any) -> Any:
+def log_table(engine: Any) -> Any:
     import sqlalchemy as sa
 
     from regressops.redact import redact_text, redact_url
@@ -276,9 +276,9 @@ def _sql_rows(
 ) -> Iterator[dict[str, Any]]:
     import sqlalchemy as sa
 
-    engine = _engine(url)
+    engine = log_engine(url)
     try:
-        table = _table(engine)
+        table = log_table(engine)
         query = sa.select(table).order_by(table.c.id.desc() if last is not None else table.c.id)
         if request_id is not None:
             query = query.where(table.c.request_id == request_id)
@@ -298,9 +298,9 @@ def _sql_rows(
 def _sql_count(url: str) -> int:
     import sqlalchemy as sa
 
-    engine = _engine(url)
+    engine = log_engine(url)
     try:
-        table = _table(engine)
+        table = log_table(engine)
         with engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
     finally:
