@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import math
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,43 +161,67 @@ def log_training_run(
         created.
     """
     import mlflow
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking.context.default_context import DefaultRunContext
 
     client = client or connect(uri)
     experiment_id = ensure_experiment(client, experiment or record.dataset, uri, settings)
     bundle = record.bundle
+    name = record.run_name or bundle.kind
+    # The run is created with the client (one write: the run and all its tags) rather than by
+    # ``mlflow.start_run``, whose context providers import GitPython to find the commit that
+    # run_tags() already records; the same for the logged model below.
+    tags = {**DefaultRunContext().tags(), **run_tags(bundle, record.dataset), **record.tags}
+    if parent_run_id is not None:
+        tags["mlflow.parentRunId"] = parent_run_id
+    params = _params(bundle, record.params)
+    with mlflow_errors(f"logging the run to {redact_text(uri)}"):
+        run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
     with (
         mlflow_errors(f"logging the run to {redact_text(uri)}"),
         contextlib.redirect_stdout(io.StringIO()),  # MLflow prints run links to stdout
         active_tracking(uri),
-        mlflow.start_run(
-            experiment_id=experiment_id,
-            run_name=record.run_name or bundle.kind,
-            parent_run_id=parent_run_id,
-            nested=parent_run_id is not None,
-        ) as run,
+        mlflow.start_run(run_id=run_id),  # FINISHED at the end, FAILED on an error
         tempfile.TemporaryDirectory(prefix="regressops-run-") as tmp,
     ):
-        mlflow.log_params(_params(bundle, record.params))
-        mlflow.log_metrics({k: float(v) for k, v in record.metrics.items() if _finite(v)})
-        mlflow.set_tags({**run_tags(bundle, record.dataset), **record.tags})
-        mlflow.log_dict(bundle.lineage, "lineage.json")
-        mlflow.log_dict(environment_of(bundle.lineage), "environment.json")
+        client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
+        files = Path(tmp) / "artifacts"
+        files.mkdir()
+        _write_json(files / "lineage.json", bundle.lineage)
+        _write_json(files / "environment.json", environment_of(bundle.lineage))
         if record.gate_report is not None:
-            mlflow.log_dict(record.gate_report, GATES_ARTIFACT)
-        for plot in record.plots:
-            if Path(plot).is_file():
-                mlflow.log_artifact(str(plot), "plots")
-        _log_input(bundle, record.dataset)
+            _write_json(files / GATES_ARTIFACT, record.gate_report)
+        if any(Path(plot).is_file() for plot in record.plots):
+            (files / "plots").mkdir()
+            for plot in record.plots:
+                if Path(plot).is_file():
+                    shutil.copy2(plot, files / "plots" / Path(plot).name)
         example = None
         if record.eval_frame is not None:
-            heldout = Path(tmp) / Path(EVAL_ARTIFACT).name
+            heldout = files / EVAL_ARTIFACT
+            heldout.parent.mkdir(parents=True, exist_ok=True)
             record.eval_frame.to_parquet(heldout, index=False)
-            mlflow.log_artifact(str(heldout), Path(EVAL_ARTIFACT).parent.as_posix())
             example = record.eval_frame[bundle.spec.names].head(5)
-        info = log_bundle_model(bundle, record.bundle_dir, Path(tmp), example)
-    logger.info("logged run %s to %s", run.info.run_id, redact_text(uri))
+        client.log_artifacts(run_id, str(files))
+        _log_input(bundle, record.dataset)
+        model = client.create_logged_model(
+            experiment_id, name=MODEL_NAME, source_run_id=run_id,
+            tags=DefaultRunContext().tags(), params=params,
+        )  # fmt: skip
+        info = log_bundle_model(bundle, record.bundle_dir, Path(tmp), example, model.model_id)
+        # Logged once, for the run and its model (MLflow would copy run metrics to the model).
+        now = int(time.time() * 1000)
+        client.log_batch(
+            run_id,
+            metrics=[
+                Metric(k, float(v), now, 0, model_id=model.model_id)
+                for k, v in record.metrics.items()
+                if _finite(v)
+            ],
+        )
+    logger.info("logged run %s to %s", run_id, redact_text(uri))
     return LoggedRun(
-        run_id=run.info.run_id,
+        run_id=run_id,
         experiment_id=experiment_id,
         tracking_uri=uri,
         model_uri=info.model_uri,
@@ -203,8 +229,18 @@ def log_training_run(
     )
 
 
+def _write_json(path: Path, doc: Any) -> None:
+    """A JSON artefact as ``mlflow.log_dict`` writes it (indented, keys in their order)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, default=str))
+
+
 def log_bundle_model(
-    bundle: ModelBundle, bundle_dir: Path, tmp: Path, example: pd.DataFrame | None
+    bundle: ModelBundle,
+    bundle_dir: Path,
+    tmp: Path,
+    example: pd.DataFrame | None,
+    model_id: str | None = None,
 ) -> Any:
     """Log ``bundle_dir`` as an MLflow pyfunc model (``loader_module`` flavour, no pickle).
 
@@ -227,6 +263,7 @@ def log_bundle_model(
             signature=signature,
             input_example=example,
             pip_requirements=_requirements(),
+            model_id=model_id,
         )
 
 
