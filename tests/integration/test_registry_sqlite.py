@@ -55,6 +55,16 @@ def test_a_run_records_everything(store: dict[str, Any]) -> None:
     assert env["packages"]["mlflow"].startswith("3.17")
     inputs = client.get_run(run.run_id).inputs.dataset_inputs
     assert inputs and inputs[0].dataset.name == "diabetes" and inputs[0].dataset.digest == "abc123"
+    # the run is closed, carries MLflow's own context tags, and its model the run's params and
+    # metrics (logged once for both) with the run as its source
+    full = client.get_run(run.run_id)
+    assert full.info.status == "FINISHED" and full.info.run_name == "tree"
+    assert {"mlflow.user", "mlflow.source.name", "mlflow.source.type"} <= set(data.tags)
+    assert [o.model_id for o in full.outputs.model_outputs] == [run.model_id]
+    model = client.get_logged_model(run.model_id)
+    assert model.source_run_id == run.run_id and str(model.status).endswith("READY")
+    assert model.params == data.params
+    assert {m.key: m.value for m in model.metrics} == data.metrics
     # artefacts live under the home, not in ./mlruns
     assert (store["home"] / "mlartifacts").is_dir() and not Path("mlruns").exists()
     # the logged model is a pyfunc over our bundle: same predictions, no pickle in it

@@ -285,9 +285,12 @@ def _load_model(ref: str | None, settings: Settings) -> tuple[ModelBundle | None
     if ref is None:
         return None, None
     from regressops.models.bundle import load_bundle
-    from regressops.registry.resolve import is_model_uri, resolve_model
 
-    path = resolve_model(ref, settings=settings).path if is_model_uri(ref) else Path(ref)
+    if not str(ref).startswith("models:/"):  # a bundle directory: no registry imports needed
+        return load_bundle(ref), Path(ref)
+    from regressops.registry.resolve import resolve_model
+
+    path = resolve_model(ref, settings=settings).path
     return load_bundle(path), path
 
 

@@ -49,6 +49,23 @@ def test_ks_and_wasserstein_equal_scipy(m: int, n: int, discrete: bool) -> None:
     assert _close(w, float(ss.wasserstein_distance(ref, cur)))
 
 
+@pytest.mark.parametrize(
+    ("ref", "cur"),
+    [
+        ([5.0, 6.0, 7.0], [1.0, 2.0, 3.0, 4.0]),  # the reference above every current value
+        ([-3.0, -2.0], [0.0, 1.0, 1.0, 2.0]),  # ... and below
+        ([0.0, 1.0, 1.0, 2.5, 9.0], [1.0, 1.0, 2.0, 2.5, 3.0, 9.0]),  # values shared across
+        ([0.5, 0.6, 0.7, 3.5], [0.0, 1.0, 2.0, 3.0, 4.0]),  # several inside one gap
+        ([2.0], [2.0]),
+    ],
+)
+def test_ks_and_wasserstein_where_the_samples_interleave(ref: list, cur: list) -> None:
+    r, c = np.array(ref), np.array(cur)
+    d, w = stats.ks_wasserstein(r, c)
+    assert _close(d, float(ss.ks_2samp(r, c).statistic))
+    assert _close(w, float(ss.wasserstein_distance(r, c)))
+
+
 @given(
     ref=arrays(np.float64, st.integers(1, 60), elements=st.floats(-1e6, 1e6)),
     cur=arrays(np.float64, st.integers(1, 60), elements=st.floats(-1e6, 1e6)),
