@@ -4,8 +4,9 @@ Each function equals its scipy reference (tests hold them to 1e-12 relative):
 
 - :func:`ks_wasserstein` — the two-sample Kolmogorov–Smirnov statistic and p-value of
   :func:`scipy.stats.ks_2samp` and the distance of :func:`scipy.stats.wasserstein_distance`,
-  both from one merge of the sorted reference into the sorted current sample (scipy sorts
-  both samples and binary-searches every value into each, on every call);
+  both from the sorted current sample cut at its own values and at the few reference values
+  between them (scipy sorts both samples and binary-searches every value into each, on every
+  call);
 - :func:`chi2_test` — :func:`scipy.stats.chi2_contingency` on the 2 × k table of counts, after
   sparse categories are pooled (:func:`pool_sparse`);
 - :func:`jensen_shannon` — :func:`scipy.spatial.distance.jensenshannon` of the two shares;
