@@ -154,7 +154,12 @@ def retrain(request: RetrainRequest, *, settings: Settings | None = None) -> Ret
             _run(request, record, name, settings)
     except RegressopsError as exc:
         record.status = "failed"
-        record.error = {"reason": exc.reason, "message": exc.message, "type": type(exc).__name__}
+        record.error = {
+            "stage": next(reversed(record.timings), "start"),  # the last step begun: it failed
+            "reason": exc.reason,
+            "message": exc.message,
+            "type": type(exc).__name__,
+        }
         if not request.dry_run and exc.reason != Reason.RETRAIN_BUSY:
             _event(settings, record, "retrain.failed", {"error": record.error})
         raise
