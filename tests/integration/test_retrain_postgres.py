@@ -160,6 +160,7 @@ def test_the_source_cut_off_mid_extract_fails_the_retrain_and_changes_nothing(
                 f'[datasets.diabetes]\nsource = "{through}"\ntable = "{schema}.diabetes"\n'
                 "[data]\nchunk_size = 50\nretries = 1\nretry_backoff = 0.05\n"
                 "[retrain]\nlock_timeout = 0\n"
+                "[gates]\nmax_latency_ms = 5000\n"  # not this test's subject; CI machines vary
                 f'[[webhooks]]\nurl = "{receiver.url}"\nsecret_env = "HOOK_SECRET"\n'
                 "allow_private = true\ntimeout = 60\nbackoff = 0.01\n"
             )
