@@ -266,6 +266,10 @@ class ComputeSettings(BaseModel):
         Memory limit of each worker of a local cluster (Dask's syntax, e.g. ``2GB``).
     connect_timeout : float
         Seconds to wait for the scheduler.
+    summary_size : int
+        Entries of the quantile summaries ``monitor --engine dask`` combines per column (its
+        KS and Wasserstein scores are within about ``partitions / summary_size`` of the exact
+        ones; see ``docs/scale.md``).
 
     Object-storage options of inputs are ``[data] storage_options``.
     """
@@ -275,6 +279,7 @@ class ComputeSettings(BaseModel):
     partition_rows: int = Field(1_000_000, ge=1)
     worker_memory: str = "2GB"
     connect_timeout: float = Field(10.0, gt=0.0)
+    summary_size: int = Field(2048, ge=64)
 
 
 class RetrainSettings(BaseModel):

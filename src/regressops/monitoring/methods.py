@@ -73,7 +73,7 @@ class Method:
 
 
 def _ks(ref: FittedColumn, cur: CurrentColumn) -> float:
-    return stats.ks_p_value(cur.ecdf(ref)[0], ref.sorted, cur.sorted)
+    return cur.ks_p_value(ref)
 
 
 def _wasserstein(ref: FittedColumn, cur: CurrentColumn) -> float:
@@ -110,7 +110,9 @@ def _psi(ref: FittedColumn, cur: CurrentColumn) -> float:
     if ref.discrete:
         r, c = _counts(ref, cur)
         return stats.psi_shares(r, c)
-    return stats.psi(ref.sorted, cur.sorted, ref.psi_edges)
+    return stats.psi_shares(
+        stats.binned_counts(ref.sorted, ref.psi_edges), cur.binned(ref.psi_edges)
+    )
 
 
 METHODS: dict[str, Method] = {

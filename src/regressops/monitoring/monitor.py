@@ -95,10 +95,21 @@ class MonitorReport:
     current: dict[str, Any]
     model: dict[str, Any] | None
     generated_at: str
+    approximation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The content of ``drift.json``."""
+        """The content of ``drift.json``.
+
+        A window judged from partition statistics (``monitor --engine dask``) adds an
+        ``approximation`` to each judged column: exact, or the statistic's bound.
+        """
         doc = self.drift.to_dict()
+        approx = self.approximation or {}
+        for name, part in approx.get("features", {}).items():
+            doc["features"][name]["approximation"] = part
+        for extra in ("prediction", "target"):
+            if approx.get(extra) is not None and doc.get(extra) is not None:
+                doc[extra]["approximation"] = approx[extra]
         return {
             "status": doc.pop("status"),
             "dataset_drift": doc.pop("dataset_drift"),
@@ -158,19 +169,9 @@ def run_monitor(request: MonitorRequest, *, settings: Settings | None = None) ->
     """
     settings = settings or get_settings()
     s = settings.monitor
-    bundle, bundle_dir = _load_model(request.model, settings)
-    if bundle is None and request.reference_data is None and request.reference_dataset is None:
-        raise ConfigError(
-            "nothing to compare with: give --model, or --reference-data FILE with "
-            "--current-data FILE",
-            reason="no_reference",
-        )
-    if bundle is None and request.current_data is None:
-        raise ConfigError(
-            "without --model there is no prediction log to read: give --current-data FILE",
-            reason="no_current",
-        )
-    reference = _reference(request, bundle, bundle_dir, settings)
+    bundle, reference = resolve_reference(
+        request, settings=settings, has_current=request.current_data is not None
+    )
     detector = DriftDetector(settings=s).fit(reference)
     kinds = {n: p.kind for n, p in reference.features.items()}
     performance: Performance | None = None
@@ -224,6 +225,42 @@ def run_monitor(request: MonitorRequest, *, settings: Settings | None = None) ->
         model=model,
         generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
+
+
+def resolve_reference(
+    request: MonitorRequest, *, settings: Settings, has_current: bool
+) -> tuple[ModelBundle | None, ReferenceProfile]:
+    """The model (if any) and the reference a window is compared with.
+
+    Parameters
+    ----------
+    request : MonitorRequest
+        The model and the reference options.
+    settings : Settings
+        The monitor's settings and the home.
+    has_current : bool
+        A current table is given (without a model there is no log to read).
+
+    Raises
+    ------
+    ConfigError
+        Neither a model nor a reference table; no current data without a model.
+    BundleError, DataError, RegistryError
+        See :func:`run_monitor`.
+    """
+    bundle, bundle_dir = _load_model(request.model, settings)
+    if bundle is None and request.reference_data is None and request.reference_dataset is None:
+        raise ConfigError(
+            "nothing to compare with: give --model, or --reference-data FILE with "
+            "--current-data FILE",
+            reason="no_reference",
+        )
+    if bundle is None and not has_current:
+        raise ConfigError(
+            "without --model there is no prediction log to read: give --current-data FILE",
+            reason="no_current",
+        )
+    return bundle, _reference(request, bundle, bundle_dir, settings)
 
 
 def check_output_dir(directory: str | os.PathLike[str]) -> Path:

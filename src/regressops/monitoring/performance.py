@@ -157,14 +157,28 @@ def judge_performance(
         ``max_rmse_increase`` and ``min_labelled_rows``.
     """
     k = int(y_true.size)
-    ref = {
-        m: float(reference[m]) for m in ("r2", "rmse", "mse", "mae") if _number(reference.get(m))
-    }
     metrics = None
     if k:
         from regressops.training.metrics import regression_metrics
 
         metrics = regression_metrics(y_true, y_pred)
+    return judge_metrics(k, metrics, unmatched=unmatched, reference=reference, settings=settings)
+
+
+def judge_metrics(
+    k: int,
+    metrics: Mapping[str, float] | None,
+    *,
+    unmatched: int = 0,
+    reference: Mapping[str, Any],
+    settings: MonitorSettings,
+) -> Performance:
+    """The verdict of :func:`judge_performance` on metrics already computed over ``k`` rows
+    (for example combined over partitions)."""
+    ref = {
+        m: float(reference[m]) for m in ("r2", "rmse", "mse", "mae") if _number(reference.get(m))
+    }
+    metrics = dict(metrics) if metrics is not None else None
     increase = None
     if metrics is not None and ref.get("rmse"):
         increase = metrics["rmse"] / ref["rmse"] - 1.0

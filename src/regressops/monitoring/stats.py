@@ -81,6 +81,14 @@ def ks_p_value(d: float, ref: np.ndarray, cur: np.ndarray) -> float:
     if max(n1, n2) <= KS_EXACT_MAX_N:
         # Small samples: scipy's exact distribution (its cost is in the p-value, not the sort).
         return float(stats.ks_2samp(ref, cur).pvalue)
+    return ks_asymptotic_p_value(d, n1, n2)
+
+
+def ks_asymptotic_p_value(d: float, n1: int, n2: int) -> float:
+    """The two-sided KS p-value of statistic ``d`` for samples of ``n1`` and ``n2`` values, from
+    the distribution scipy's ``ks_2samp`` uses when a sample has more than 10,000 values."""
+    from scipy import stats
+
     m, n = sorted([float(n1), float(n2)], reverse=True)
     en = m * n / (m + n)
     return float(np.clip(stats.kstwo.sf(d, np.round(en)), 0, 1))
