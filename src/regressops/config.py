@@ -270,6 +270,9 @@ class ComputeSettings(BaseModel):
         Entries of the quantile summaries ``monitor --engine dask`` combines per column (its
         KS and Wasserstein scores are within about ``partitions / summary_size`` of the exact
         ones; see ``docs/scale.md``).
+    gate_rows : int
+        Held-out rows ``train --engine dask`` gathers for the quality gates and the MLflow run
+        (all of them when there are fewer).
 
     Object-storage options of inputs are ``[data] storage_options``.
     """
@@ -280,6 +283,7 @@ class ComputeSettings(BaseModel):
     worker_memory: str = "2GB"
     connect_timeout: float = Field(10.0, gt=0.0)
     summary_size: int = Field(2048, ge=64)
+    gate_rows: int = Field(50_000, ge=100)
 
 
 class RetrainSettings(BaseModel):

@@ -9,7 +9,11 @@ a lake dataset's clean Delta version, read by the workers of an engine
    within a reported rank error), row counts, schema agreement between partitions;
 2. fit: the exact TSQR fit (plus two refinement passes on an ill-conditioned design) or the
    streamed minibatch fit (``epochs`` passes);
-3. score the training and the test rows (metrics combined over partitions).
+3. score the training and the test rows (metrics combined over partitions);
+4. with ``held_out_rows``, gather up to that many of the test rows (the first of each
+   partition's share) for the quality gates and the MLflow run
+   (:func:`regressops.training.candidates.record_training`, as ``regressops train`` in
+   process): the gates are then measured on that sample (all test rows when fewer).
 
 The train/test split is drawn per row by a seeded hash (:mod:`regressops.compute.rows`), so it
 does not depend on the partitioning. The bundle is the same format as an in-process fit's and
@@ -21,11 +25,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from regressops.compute.engines import ComputeRequest, open_engine
 from regressops.compute.evaluation import score_split
@@ -37,6 +44,9 @@ from regressops.config import Settings, get_settings
 from regressops.errors import BundleError, ConfigError, DataError
 from regressops.provenance import environment
 from regressops.training.train import TrainEvent, TrainResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +63,7 @@ def train_partitioned(
     output: str | Path | None = None,
     settings: Settings | None = None,
     progress: Callable[[TrainEvent], object] | None = None,
+    held_out_rows: int = 0,
 ) -> TrainResult:
     """Train a ``linear`` model over the partitions of ``selection`` and save its bundle.
 
@@ -74,6 +85,9 @@ def train_partitioned(
         Defaults to :func:`~regressops.config.get_settings`.
     progress : callable, optional
         Called with a :class:`~regressops.training.train.TrainEvent` at each pass.
+    held_out_rows : int, default=0
+        Test rows to gather into :attr:`TrainResult.data` (with a :attr:`TrainResult.split`
+        whose test side is all of them) for gates and tracking; 0 gathers none.
 
     Returns
     -------
@@ -136,6 +150,11 @@ def train_partitioned(
         train_sums, test_sums = score_split(
             engine, data.partitions, scoring, est.coef_, est.intercept_
         )
+        held_out = (
+            _held_out(engine, data.partitions, [*columns, target], split, held_out_rows)
+            if held_out_rows > 0
+            else None
+        )
     metrics: dict[str, Any] = {**test_sums.metrics(), "n_test": test_sums.n}
     metrics["train"] = {**train_sums.metrics(), "n": train_sums.n}
     metrics["fit"] = {
@@ -155,7 +174,44 @@ def train_partitioned(
         "trained %r over %d partitions in %.2fs", result.name, len(data.partitions), seconds
     )
     notify(TrainEvent("done"))
-    return TrainResult(result, path, metrics, [], est, True, seconds)
+    if held_out is None:
+        return TrainResult(result, path, metrics, [], est, True, seconds)
+    from regressops.data.split import Split
+    from regressops.training.sources import TrainingData
+
+    td = TrainingData(
+        frame=held_out,
+        target=target,
+        features=list(columns),
+        categorical=[f.name for f in spec.features if f.kind == "categorical"],
+        lineage=result.lineage,
+    )
+    held = Split(np.empty(0, np.int64), np.arange(len(held_out)), split.describe())
+    return TrainResult(result, path, metrics, [], est, True, seconds, data=td, split=held)
+
+
+def _held_out(
+    engine: Any, partitions: Any, columns: list[str], split: SplitPlan, limit: int
+) -> pd.DataFrame:
+    """Up to ``limit`` test rows: the first ``limit / partitions`` of each partition's share."""
+    import pandas as pd
+
+    share = max(1, -(-limit // len(partitions)))
+    task = functools.partial(_test_rows, columns=columns, plan=split, limit=share)
+    frames = [f for f in engine.map(task, list(partitions)) if len(f)]
+    if not frames:
+        raise DataError("the input has no test rows for the gates", reason="empty")
+    return pd.concat(frames, ignore_index=True).head(limit)
+
+
+def _test_rows(part: Any, *, columns: list[str], plan: SplitPlan, limit: int) -> pd.DataFrame:
+    import pandas as pd
+
+    from regressops.compute.partitions import read_columns
+    from regressops.compute.rows import select
+
+    rows = select(read_columns(part, columns), part, plan, "test")
+    return pd.DataFrame({name: rows[name][:limit] for name in columns})
 
 
 def _columns(data: Any) -> list[str]:
