@@ -189,7 +189,9 @@ def sketch_partition(part: Partition, *, plan: WindowPlan) -> WindowSketch:
     prediction = errors = None
     if plan.target:
         columns[plan.target] = _numbers(frame, plan.target, None, plan.k)
-    if plan.bundle is not None:
+    numbers = [*plan.numeric, *plan.discrete]
+    if plan.bundle is not None and all(frame.kinds[n] in ("number", "null") for n in numbers):
+        # (text where the reference has numbers: no prediction; the kinds are refused after)
         import dataclasses
 
         spec = dataclasses.replace(plan.bundle.spec, unknown="ignore")

@@ -155,6 +155,13 @@ def train_partitioned(
             if held_out_rows > 0
             else None
         )
+        sample = _train_sample(
+            engine,
+            data.partitions,
+            [*columns, target],
+            split,
+            rate=min(1.0, 1.2 * settings.monitor.reference_sample / profile.n_rows),
+        )
     metrics: dict[str, Any] = {**test_sums.metrics(), "n_test": test_sums.n}
     metrics["train"] = {**train_sums.metrics(), "n": train_sums.n}
     metrics["fit"] = {
@@ -168,7 +175,8 @@ def train_partitioned(
     }
     notify(TrainEvent("save"))
     result = _save(data.lineage, data.name, est, spec, metrics, split, compute, profile, name)
-    path = _write(result, output or settings.models_dir / result.name)
+    reference = _reference(result, sample, profile, target, settings.monitor.reference_sample)
+    path = _write(result, output or settings.models_dir / result.name, reference)
     seconds = time.perf_counter() - started
     logger.info(
         "trained %r over %d partitions in %.2fs", result.name, len(data.partitions), seconds
@@ -265,9 +273,81 @@ def _save(
     )
 
 
-def _write(bundle: Any, out: str | Path) -> Path:
+def _train_sample(
+    engine: Any, partitions: Any, columns: list[str], split: SplitPlan, rate: float
+) -> pd.DataFrame:
+    """A uniform random sample of the training rows: each kept with probability ``rate``
+    (seeded by the split's seed and the partition, so the same on every engine)."""
+    import pandas as pd
+
+    task = functools.partial(_sampled_rows, columns=columns, plan=split, rate=rate)
+    return pd.concat(engine.map(task, list(partitions)), ignore_index=True)
+
+
+def _sampled_rows(part: Any, *, columns: list[str], plan: SplitPlan, rate: float) -> pd.DataFrame:
+    import pandas as pd
+
+    from regressops.compute.partitions import read_columns
+    from regressops.compute.rows import select
+
+    rows = select(read_columns(part, columns), part, plan, "train")
+    keep = np.random.default_rng([plan.seed, part.file_index, part.first_row]).random(len(rows))
+    return pd.DataFrame({name: rows[name][keep < rate] for name in columns})
+
+
+def _reference(bundle: Any, sample: pd.DataFrame, profile: Any, target: str, size: int) -> Any:
+    """The drift reference of the training rows, stored in the bundle as ``train`` stores it.
+
+    The numeric samples (and the predictions' profile) come from ``sample``; every count,
+    mean and standard deviation of the features and the target from the exact ``profile``.
+    """
+    from regressops.monitoring.reference import (
+        CategoricalProfile,
+        NumericProfile,
+        build_reference,
+    )
+
+    where = bundle.lineage.get("dataset") or bundle.lineage.get("path")
+    spec = dataclasses.replace(bundle.spec, unknown="ignore")
+    predictions = bundle.predict_matrix(spec.transform(sample)) if len(sample) else None
+    built = build_reference(
+        sample,
+        kinds={f.name: f.kind for f in bundle.spec.features},
+        source=f"training rows of {bundle.name} ({where})",
+        predictions=predictions,
+        target=target,
+        sample_size=size,
+    )
+
+    def exact(name: str, drawn: Any) -> Any:
+        col = profile.columns[name]
+        if isinstance(drawn, NumericProfile):
+            m = col.moments
+            return dataclasses.replace(
+                drawn, rows=m.count, missing=m.missing, mean=m.mean, std=m.std
+            )
+        if isinstance(drawn, CategoricalProfile) and col.counts is not None:
+            counts = dict(col.counts.counts)
+            return dataclasses.replace(
+                drawn, rows=sum(counts.values()), missing=col.moments.missing, counts=counts
+            )
+        return drawn
+
+    return dataclasses.replace(
+        built,
+        rows=profile.n_rows,
+        features={n: exact(n, p) for n, p in built.features.items()},
+        target=exact(target, built.target) if built.target is not None else None,
+    )
+
+
+def _write(bundle: Any, out: str | Path, reference: Any) -> Path:
+    def artifacts(directory: Path) -> dict[str, Any]:
+        reference.save(directory)
+        return {}
+
     try:
-        return Path(bundle.save(Path(out)))
+        return Path(bundle.save(Path(out), write_artifacts=artifacts))
     except OSError as exc:
         raise BundleError(
             f"cannot write the bundle to {out}: {exc.strerror or exc}", reason="write_failed"
