@@ -178,7 +178,7 @@ def test_monitor_on_dask_refuses_bad_input_in_one_line(home: Path, tmp_path: Pat
             f"tcp://127.0.0.1:{port}",
             home=home,
             REGRESSOPS_COMPUTE__CONNECT_TIMEOUT="1",
-        ),  # fmt: skip
+        ),
         10,
     )
     assert "cannot reach the Dask scheduler" in line
