@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers.data import make_settings
 from helpers.partitions import write_parts
 from regressops.compute.engines import ComputeRequest
 from regressops.compute.inputs import InputSelection
@@ -211,3 +212,35 @@ def test_an_unreachable_scheduler_is_one_line(model: Path, tmp_path: Path) -> No
             settings=Settings(home=tmp_path / "home"),
         )
     assert caught.value.reason == "scheduler_unreachable"
+
+
+def test_a_lake_dataset_version_is_a_window(cluster: Any, tmp_path: Path) -> None:
+    """--current-dataset: a clean Delta version read by the workers; the training data itself
+    does not drift, and the contract's target gives the performance of every row."""
+    from regressops.data.demo_db import seed_demo_db
+    from regressops.data.extract import extract
+    from regressops.data.validate import validate
+
+    settings = make_settings(tmp_path / "home")
+    seed_demo_db(dataset="insurance", settings=settings)
+    rows = extract("insurance", settings=settings).rows_new
+    assert validate("insurance", settings=settings).clean_version == 0
+    compute = _request(cluster.scheduler_address)
+    bundle = train_partitioned(
+        selection=InputSelection(dataset="insurance"),
+        fit=LinearFitPlan(),
+        split=SplitPlan(0.2, 1),
+        compute=compute,
+        output=tmp_path / "model",
+        settings=settings,
+    ).path
+    doc = run_monitor_partitioned(
+        MonitorRequest(model=str(bundle)),
+        InputSelection(dataset="insurance", version=0),
+        compute=compute,
+        settings=settings,
+    ).to_dict()
+    assert doc["current"]["source"] == "dataset insurance version 0"
+    assert doc["current"]["rows"] == rows
+    assert doc["drifted_features"] == [] and doc["status"] == "ok"
+    assert doc["target"] is not None and doc["performance"]["rows_labelled"] == rows

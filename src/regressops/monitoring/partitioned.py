@@ -265,7 +265,7 @@ def run_monitor_partitioned(
     performance = _performance(bundle, sketch, settings)
     approximation = _approximation(detector, result, window, target_col)
     source = data.lineage.get("path") or f"dataset {data.name}"
-    version = data.lineage.get("data_version", data.lineage.get("version"))
+    version = data.lineage.get("clean_version")
     return MonitorReport(
         drift=result,
         performance=performance,
