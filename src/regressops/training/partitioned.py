@@ -6,7 +6,8 @@ a lake dataset's clean Delta version, read by the workers of an engine
 (:mod:`regressops.compute.engines`). Passes over the data:
 
 1. profile the training rows: the FeatureSpec (exact means and spreads, categories; medians
-   within a reported rank error), row counts, schema agreement between partitions;
+   within a reported rank error), row counts, schema agreement between partitions, and a
+   uniform sample of ``monitor.reference_sample`` rows for the drift reference;
 2. fit: the exact TSQR fit (plus two refinement passes on an ill-conditioned design) or the
    streamed minibatch fit (``epochs`` passes);
 3. score the training and the test rows (metrics combined over partitions);
@@ -128,6 +129,7 @@ def train_partitioned(
             categorical=data.categorical or (),
             plan=split,
             side="train",
+            sample_size=settings.monitor.reference_sample,  # the drift reference's rows
         )
         if profile.n_rows == 0:
             raise DataError("the input has no training rows", reason="empty")
@@ -155,13 +157,6 @@ def train_partitioned(
             if held_out_rows > 0
             else None
         )
-        sample = _train_sample(
-            engine,
-            data.partitions,
-            [*columns, target],
-            split,
-            rate=min(1.0, 1.2 * settings.monitor.reference_sample / profile.n_rows),
-        )
     metrics: dict[str, Any] = {**test_sums.metrics(), "n_test": test_sums.n}
     metrics["train"] = {**train_sums.metrics(), "n": train_sums.n}
     metrics["fit"] = {
@@ -175,6 +170,8 @@ def train_partitioned(
     }
     notify(TrainEvent("save"))
     result = _save(data.lineage, data.name, est, spec, metrics, split, compute, profile, name)
+    assert profile.sample is not None
+    sample = profile.sample.frame()
     reference = _reference(result, sample, profile, target, settings.monitor.reference_sample)
     path = _write(result, output or settings.models_dir / result.name, reference)
     seconds = time.perf_counter() - started
@@ -271,28 +268,6 @@ def _save(
         },
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
-
-
-def _train_sample(
-    engine: Any, partitions: Any, columns: list[str], split: SplitPlan, rate: float
-) -> pd.DataFrame:
-    """A uniform random sample of the training rows: each kept with probability ``rate``
-    (seeded by the split's seed and the partition, so the same on every engine)."""
-    import pandas as pd
-
-    task = functools.partial(_sampled_rows, columns=columns, plan=split, rate=rate)
-    return pd.concat(engine.map(task, list(partitions)), ignore_index=True)
-
-
-def _sampled_rows(part: Any, *, columns: list[str], plan: SplitPlan, rate: float) -> pd.DataFrame:
-    import pandas as pd
-
-    from regressops.compute.partitions import read_columns
-    from regressops.compute.rows import select
-
-    rows = select(read_columns(part, columns), part, plan, "train")
-    keep = np.random.default_rng([plan.seed, part.file_index, part.first_row]).random(len(rows))
-    return pd.DataFrame({name: rows[name][keep < rate] for name in columns})
 
 
 def _reference(bundle: Any, sample: pd.DataFrame, profile: Any, target: str, size: int) -> Any:
