@@ -150,6 +150,7 @@ def test_train_registers_then_predict_and_monitor_on_a_local_cluster(
         "--engine", "dask", "--scheduler", "local:1", "-o", str(report), home=home,
     )  # fmt: skip
     assert monitored.returncode == 0, monitored.stderr
+    assert "score(s) from quantile summaries, bounds in drift.json" in monitored.stdout
     doc = json.loads((report / "drift.json").read_text())
     assert doc["drifted_features"] == ["b"]
     assert doc["current"]["engine"]["name"] == "dask"

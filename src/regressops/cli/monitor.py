@@ -262,4 +262,22 @@ def _table(doc: dict[str, Any], json_path: Path, html_path: Path) -> None:
         f"(share {doc['share_drifted']:.2f}, threshold {doc['drift_share']:.2f}); "
         f"{doc['current']['rows']} current rows"
     )
+    engine = doc["current"].get("engine")
+    if engine:
+        approx = [
+            n
+            for n, f in doc["features"].items()
+            if not f.get("approximation", {}).get("exact", True)
+        ]
+        unsure = [n for n in approx if not doc["features"][n]["approximation"]["verdict_certain"]]
+        console.print(
+            f"{engine['partitions']} partitions on {engine['name']} ({engine['scheduler']}); "
+            f"{len(approx)} score(s) from quantile summaries, bounds in drift.json"
+            + (
+                f"; verdict within the bound of its threshold: {', '.join(unsure)}"
+                if unsure
+                else ""
+            ),
+            markup=False,
+        )
     console.print(f"wrote {shown(json_path)} and {shown(html_path)}")
