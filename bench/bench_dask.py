@@ -170,9 +170,22 @@ METHODS = {"ours": ours, "dask-ml": dask_ml, "lstsq": lstsq}
 
 
 def _warm_up() -> None:
+    """Import, in a worker, what every method's first task would import."""
+    import contextlib
+
+    import dask.array
+    import dask.dataframe  # noqa: F401
+    import pyarrow.compute
+    import pyarrow.parquet  # noqa: F401
 
     import regressops.compute.linear
-    import regressops.compute.profile  # noqa: F401
+    import regressops.compute.profile
+    import regressops.data.storage  # noqa: F401
+    from regressops.models._parallel import row_ranges
+
+    row_ranges(1, 1)  # builds the BLAS thread controller once
+    with contextlib.suppress(ImportError):
+        import dask_ml.linear_model  # noqa: F401
 
 
 def worker_state(client: Any) -> dict[str, Any]:

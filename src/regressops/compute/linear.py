@@ -10,6 +10,13 @@ follow, each one more pass computing ``A^T (b - A z)`` per partition in extended
 summed, then ``z += R^-1 R^-T g``. Memory per task: one partition and a ``p x p`` factor;
 on the client: ``p x p``.
 
+**In one pass** (:func:`profile_and_factor`, then ``fit_exact(..., raw_factor=...)``): when
+the features and the target are numbers with no missing value, the profile's pass reads each
+partition once into one matrix and also folds its raw rows ``[1 | X | y]`` into the factor;
+the FeatureSpec's standardisation being an affine change of variables, that factor is the
+factor of the transformed rows with its shift and scale relabelled
+(:func:`in_spec_coordinates`), and the fit reads the data no more (refinement aside).
+
 **Minibatch** (:func:`fit_minibatch`): the workers read and transform partitions, the client's
 :class:`~regressops.models.linear.LinearRegressor` folds them in with ``partial_fit`` (one
 epoch of minibatch steps over each partition) while the next partitions are being prepared,
@@ -260,11 +267,18 @@ def _profile_factor_task(
         frame = Columns({c: matrix[:, j] for j, c in enumerate(columns)}, kinds)
         rows = profile_frame(frame, part, columns=columns, categorical=categorical)
         return _Profiled(rows, None, True)
-    # the features' sorted values give the quantile summaries and the range (NaN sorts last)
-    ordered = [np.sort(matrix[:, j]) for j in range(d)]
+    # the features' sorted values give the quantile summaries and the range (NaN sorts last);
+    # one buffer for all: a fresh 8 n bytes per column would page-fault each time in a worker
+    summaries, low, high = [], np.empty(d + 1), np.empty(d + 1)
+    buffer = np.empty(n)
+    for j in range(d):
+        buffer[:] = matrix[:, j]
+        buffer.sort()
+        low[j], high[j] = buffer[0], buffer[-1]
+        summaries.append(QuantileSummary.of_sorted(buffer))
+    del buffer
     y = matrix[:, d]
-    low = np.array([v[0] for v in ordered] + [y.min()])
-    high = np.array([v[-1] for v in ordered] + [y.max()])
+    low[d], high[d] = y.min(), y.max()
     if not (np.isfinite(low).all() and np.isfinite(high).all()):
         # a gap to impute with the median still being learnt (or an error to raise): the
         # general profile here, and the fit makes its own pass
@@ -275,7 +289,7 @@ def _profile_factor_task(
     raw = QRFactor.from_first_chunk(X, y, None, fit_intercept=True).update(X, y)
     moments = _moments(raw, low, high)
     profiles = {
-        name: ColumnProfile(moments[j], QuantileSummary.of_sorted(ordered[j]) if j < d else None)
+        name: ColumnProfile(moments[j], summaries[j] if j < d else None)
         for j, name in enumerate(columns)
     }
     return _Profiled(TableProfile(profiles, kinds, {part.index: n}, part.label), raw, True)
