@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from regressops.compute.engines import ComputeRequest, Engine
-from regressops.compute.partitions import Partition, check_same_kinds, read_columns
+from regressops.compute.partitions import Columns, Partition, check_same_kinds, read_columns
 from regressops.compute.rows import Side, SplitPlan, select
 from regressops.compute.sketch import Counts, Moments, QuantileSummary, bin_counts
 from regressops.errors import DataError
@@ -119,9 +119,21 @@ def profile_partition(
 ) -> TableProfile:
     """Profile one partition's ``columns`` (its rows on ``side`` of ``plan``'s split)."""
     frame = read_columns(part, columns)
-    kinds = frame.kinds
     if plan is not None:
         frame = select(frame, part, plan, side)
+    return profile_frame(frame, part, columns=columns, categorical=categorical, edges=edges)
+
+
+def profile_frame(
+    frame: Columns,
+    part: Partition,
+    *,
+    columns: Sequence[str],
+    categorical: Sequence[str] = (),
+    edges: Mapping[str, NDArray[np.float64]] | None = None,
+) -> TableProfile:
+    """Profile ``columns`` of rows already read from ``part`` (and selected)."""
+    kinds = frame.kinds
     profiles = {}
     for name in columns:
         column = frame[name]

@@ -83,7 +83,7 @@ def held_out(plan: SplitPlan, file_index: int, first_row: int, n: int) -> NDArra
 
 def select(columns: Columns, part: Partition, plan: SplitPlan, side: Side) -> Columns:
     """The rows of one partition's columns on ``side`` of the split."""
-    if side == "all":
-        return columns
+    if side == "all" or (side == "train" and plan.test_size == 0):
+        return columns  # every row trains: no copy
     mask = held_out(plan, part.file_index, part.first_row, len(columns))
     return columns.take(mask if side == "test" else ~mask)

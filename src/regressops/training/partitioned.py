@@ -6,9 +6,12 @@ a lake dataset's clean Delta version, read by the workers of an engine
 (:mod:`regressops.compute.engines`). Passes over the data:
 
 1. profile the training rows: the FeatureSpec (exact means and spreads, categories; medians
-   within a reported rank error), row counts, schema agreement between partitions;
-2. fit: the exact TSQR fit (plus two refinement passes on an ill-conditioned design) or the
-   streamed minibatch fit (``epochs`` passes);
+   within a reported rank error), row counts, schema agreement between partitions; for the
+   exact fit of numeric features with no missing value, the same pass folds the raw rows into
+   the TSQR factor (:func:`~regressops.compute.linear.profile_and_factor`);
+2. fit: the exact TSQR fit (its own pass only when the first could not factor: categorical
+   features, or gaps imputed by the learned medians; plus two refinement passes on an
+   ill-conditioned design) or the streamed minibatch fit (``epochs`` passes);
 3. score the training and the test rows (metrics combined over partitions).
 
 The train/test split is drawn per row by a seeded hash (:mod:`regressops.compute.rows`), so it
@@ -30,8 +33,14 @@ from typing import Any
 from regressops.compute.engines import ComputeRequest, open_engine
 from regressops.compute.evaluation import score_split
 from regressops.compute.inputs import InputSelection, resolve_input
-from regressops.compute.linear import Design, LinearFitPlan, fit_exact, fit_minibatch
-from regressops.compute.profile import profile_input, spec_from_profile
+from regressops.compute.linear import (
+    Design,
+    LinearFitPlan,
+    fit_exact,
+    fit_minibatch,
+    profile_and_factor,
+)
+from regressops.compute.profile import spec_from_profile
 from regressops.compute.rows import SplitPlan
 from regressops.config import Settings, get_settings
 from regressops.errors import BundleError, ConfigError, DataError
@@ -107,13 +116,15 @@ def train_partitioned(
     with open_engine(compute) as engine:
         columns = _columns(data)
         notify(TrainEvent("split"))
-        profile = profile_input(
+        # the exact fit's factor comes out of the profile's pass when the data allow it
+        profile, raw_factor = profile_and_factor(
             engine,
             data.partitions,
-            columns=[*columns, target],
+            features=columns,
+            target=target,
             categorical=data.categorical or (),
             plan=split,
-            side="train",
+            factor=fit.solver == "exact",
         )
         if profile.n_rows == 0:
             raise DataError("the input has no training rows", reason="empty")
@@ -127,9 +138,10 @@ def train_partitioned(
         )
         design = Design(spec, target, split)
         notify(TrainEvent("fit"))
-        fitted = (fit_exact if fit.solver == "exact" else fit_minibatch)(
-            engine, data.partitions, design, fit
-        )
+        if fit.solver == "exact":
+            fitted = fit_exact(engine, data.partitions, design, fit, raw_factor=raw_factor)
+        else:
+            fitted = fit_minibatch(engine, data.partitions, design, fit)
         notify(TrainEvent("evaluate"))
         scoring = dataclasses.replace(design, spec=dataclasses.replace(spec, unknown="ignore"))
         est = fitted.estimator
