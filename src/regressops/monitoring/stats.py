@@ -64,7 +64,13 @@ def ks_wasserstein(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
     diff -= cur_cdf
     del cur_cdf
     deltas = np.diff(merged)
-    wasserstein = float(np.vecdot(np.abs(diff[:-1]), deltas))
+    # an elementwise product and a pairwise sum, as scipy computes it; not a dot product: a
+    # BLAS dot starts BLAS threads, which spin on a busy machine (25 ms instead of 0.02 ms for
+    # 10,000 values) and take a core from the server whose background thread runs this
+    gaps = np.abs(diff[:-1])
+    gaps *= deltas
+    wasserstein = float(gaps.sum())
+    del gaps
     run_end = np.empty(m + n, dtype=bool)  # the last position of each run of equal values
     np.not_equal(merged[1:], merged[:-1], out=run_end[:-1])
     run_end[-1] = True
