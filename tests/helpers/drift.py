@@ -24,7 +24,9 @@ def add_reference(bundle_dir: Path, dataset: str = "diabetes") -> None:
         kinds = dict.fromkeys(columns, "numeric")
     else:
         columns, _ = insurance_columns()
-        kinds = {n: "categorical" if n in ("sex", "smoker", "region") else "numeric" for n in columns}
+        kinds = {
+            n: "categorical" if n in ("sex", "smoker", "region") else "numeric" for n in columns
+        }
     build_reference(pd.DataFrame(columns), kinds=kinds, source="test").save(bundle_dir)
 
 
@@ -56,7 +58,10 @@ def drift_gauges(text: str) -> dict[tuple[str, ...], float]:
                                        "regressops_drift_")):  # fmt: skip
             continue
         for s in family.samples:
-            key = (s.name, *(s.labels.get(k, "") for k in ("model", "version", "feature", "method")))
+            key = (
+                s.name,
+                *(s.labels.get(k, "") for k in ("model", "version", "feature", "method")),
+            )
             out[key] = s.value
     return out
 

@@ -190,7 +190,9 @@ class DriftWatch:
         new_rows = watched.window.added - watched.computed_rows
         if new_rows < self.min_rows or now - watched.computed_at < self.interval:
             return None
-        result = watched.drift.calculate(watched.window, model=watched.name, version=watched.version)
+        result = watched.drift.calculate(
+            watched.window, model=watched.name, version=watched.version
+        )
         watched.computed_rows, watched.computed_at = watched.window.added, now
         if watched is not self.watched:  # reloaded meanwhile: the result is of the old model
             return None

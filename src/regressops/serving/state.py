@@ -304,8 +304,8 @@ class ServingState:
         log: bool = True,
     ) -> None:
         """Count a prediction in the metrics, queue its rows for the live drift window, the
-        prediction log and the shadow model (``log=False``: count them as dropped instead; the shadow then skips them
-        too, adding nothing to a log that cannot be written)."""
+        prediction log and the shadow model (``log=False``: count them as dropped instead; the
+        shadow then skips them too, adding nothing to a log that cannot be written)."""
         self.metrics.observe_predictions(endpoint, scored.predictions)
         if self.drift is not None:
             self.drift.submit(scored.features, len(scored.predictions))

@@ -26,7 +26,6 @@ from regressops.serving.drift_watch import DriftWatch
 from regressops.serving.predictor import Predictor
 
 
-
 def make_client(settings: Settings, model: Path) -> TestClient:
     return TestClient(create_app(settings, model=str(model)), client=("127.0.0.1", 50000))
 
@@ -76,7 +75,9 @@ def test_the_watch_judges_the_window_when_due(tmp_path: Path, bundle_dir: Path) 
     assert watch.tick(now + 10.0) is None and _scrape(watch) == gauges
 
 
-def test_too_few_new_rows_wait_and_a_full_queue_skips_rows(tmp_path: Path, bundle_dir: Path) -> None:
+def test_too_few_new_rows_wait_and_a_full_queue_skips_rows(
+    tmp_path: Path, bundle_dir: Path
+) -> None:
     settings = _settings(tmp_path, drift_window_rows=100)
     watch = _watch(settings, bundle_dir)
     _, rows = reference_rows(bundle_dir)
@@ -189,7 +190,10 @@ def test_a_categorical_model_is_watched_from_its_columns(tmp_path: Path) -> None
     columns, _ = insurance_columns()
     columns["smoker"] = ["yes"] * len(columns["smoker"])  # everyone smokes now
     with make_client(_settings(tmp_path), path) as client:
-        records = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values())]
+        records = [
+            dict(zip(columns, values, strict=True))
+            for values in zip(*columns.values(), strict=True)
+        ]
         assert client.post("/batch", json={"data": records}).status_code == 200
         gauges: dict[tuple[str, ...], float] = {}
         deadline = time.monotonic() + 30
