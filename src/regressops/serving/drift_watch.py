@@ -118,7 +118,14 @@ class DriftWatch:
                 return
             drift = LiveDrift(reference, self.settings.monitor)
         except RegressopsError as exc:
-            logger.warning("live drift off for %s: %s", where, exc.message)
+            if exc.reason == "no_reference":  # monitor's advice (--reference-data) fits no server
+                logger.warning(
+                    "live drift off for %s: its bundle holds no drift reference (trained before "
+                    "reference.json was stored); retrain it to get the drift gauges on /metrics",
+                    where,
+                )
+            else:
+                logger.warning("live drift off for %s: %s", where, exc.message)
             return
         if drift.replaced:
             logger.info(
@@ -165,11 +172,15 @@ class DriftWatch:
         self._remove_shared()
 
     def _run(self) -> None:
+        failures: set[str] = set()
         while not self._stop.wait(DRAIN_SECONDS):
             try:
                 self.tick()
-            except Exception:  # the gauges must never take the server down
-                logger.exception("live drift computation failed")
+            except Exception as exc:  # the gauges must never take the server down
+                why = f"{exc.__class__.__name__}: {exc}"
+                if why not in failures:  # once per distinct failure, not every interval
+                    failures.add(why)
+                    logger.exception("live drift computation failed")
 
     def tick(self, now: float | None = None) -> LiveResult | None:
         """Move queued rows into the window; judge it when it is time (returns the result)."""
@@ -190,10 +201,11 @@ class DriftWatch:
         new_rows = watched.window.added - watched.computed_rows
         if new_rows < self.min_rows or now - watched.computed_at < self.interval:
             return None
+        # counted before: a computation that fails is tried again at the next interval
+        watched.computed_rows, watched.computed_at = watched.window.added, now
         result = watched.drift.calculate(
             watched.window, model=watched.name, version=watched.version
         )
-        watched.computed_rows, watched.computed_at = watched.window.added, now
         if watched is not self.watched:  # reloaded meanwhile: the result is of the old model
             return None
         self.latest = result
