@@ -62,6 +62,16 @@ class RollingWindow:
     def extend(self, blocks: Sequence[np.ndarray | dict[str, Any]]) -> None:
         """Add request blocks, oldest first: float matrices in feature order (numeric models)
         or dicts of one sequence per feature (as the predictor validated them)."""
+        if not blocks:
+            return
+        try:  # a numeric model's blocks are all float matrices: one concatenation
+            matrix: np.ndarray = np.concatenate(blocks)  # type: ignore[arg-type]
+        except (ValueError, TypeError):
+            pass  # column blocks among them
+        else:
+            if matrix.ndim == 2 and matrix.shape[1] == len(self._columns):
+                self._add_matrix(matrix)
+                return
         run: list[np.ndarray] = []
         for block in blocks:
             if isinstance(block, np.ndarray):

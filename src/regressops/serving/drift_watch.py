@@ -184,15 +184,11 @@ class DriftWatch:
 
     def tick(self, now: float | None = None) -> LiveResult | None:
         """Move queued rows into the window; judge it when it is time (returns the result)."""
-        blocks: list[Any] = []
         watched = self.watched
-        taken = 0
-        while self._blocks:
-            owner, features, n = self._blocks.popleft()
-            taken += n
-            if owner is watched:
-                blocks.append(features)
-        self._taken += taken
+        popleft = self._blocks.popleft
+        items = [popleft() for _ in range(len(self._blocks))]  # appends go on meanwhile
+        blocks = [features for owner, features, _ in items if owner is watched]
+        self._taken += sum([n for _, _, n in items])
         if watched is None:
             return None
         if blocks:

@@ -33,6 +33,10 @@ def test_the_window_keeps_the_newest_rows_in_order() -> None:
     assert w.values("b").tolist() == [-2, -3, -4, -5, -6]
     w.extend([_ordered(12, 7)])  # one block larger than the window: its last rows
     assert w.values("a").tolist() == [14, 15, 16, 17, 18] and w.added == 19
+    # a tree model's requests come as matrices (rows) or columns (records), mixed in one drain
+    w.extend([_ordered(1, 19), {"a": [20.0, 21.0], "b": [-20.0, -21.0]}, _ordered(1, 22)])
+    assert w.values("a").tolist() == [18, 19, 20, 21, 22]
+    assert w.values("b").tolist() == [-18, -19, -20, -21, -22]
 
 
 def test_the_window_takes_column_blocks_of_a_mixed_model() -> None:
