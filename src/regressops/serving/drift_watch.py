@@ -38,6 +38,7 @@ from prometheus_client.registry import Collector
 
 from regressops.config import Settings
 from regressops.errors import RegressopsError
+from regressops.reasons import Reason
 
 if TYPE_CHECKING:
     import numpy as np
@@ -118,7 +119,7 @@ class DriftWatch:
                 return
             drift = LiveDrift(reference, self.settings.monitor)
         except RegressopsError as exc:
-            if exc.reason == "no_reference":  # monitor's advice (--reference-data) fits no server
+            if exc.reason == Reason.NO_REFERENCE:  # monitor's --reference-data fits no server
                 logger.warning(
                     "live drift off for %s: its bundle holds no drift reference (trained before "
                     "reference.json was stored); retrain it to get the drift gauges on /metrics",
