@@ -212,6 +212,11 @@ def run_monitor(request: MonitorRequest, *, settings: Settings | None = None) ->
                 if request.shadow is not None:
                     challenger, _ = _load_model(request.shadow, settings)
                     assert challenger is not None
+                    check_columns(
+                        frame,
+                        challenger.spec.names,
+                        what=f"current data {request.current_data} for the challenger",
+                    )
                     performance = dataclasses.replace(
                         performance,
                         labels_source=f"column {request.target} of {request.current_data}",

@@ -173,10 +173,18 @@ def test_monitor_reads_the_feedback_labels_and_compares_the_shadow_rows(
     request_rows = [j for _ in ids for j in range(50)][: len(data)]
     with log.open("ab") as fh:
         batch = LogBatch(
-            time.time(), request_ids[0], "shadow:/batch", bundle.name, "shadow-v",
-            bundle.spec.names, data, challenger, 1.0,
-            request_ids=request_ids, request_rows=request_rows,
-        )  # fmt: skip
+            time.time(),
+            request_ids[0],
+            "shadow:/batch",
+            bundle.name,
+            "shadow-v",
+            bundle.spec.names,
+            data,
+            challenger,
+            1.0,
+            request_ids=request_ids,
+            request_rows=request_rows,
+        )
         for line in batch.json_lines(line_rows=128):
             fh.write(line + b"\n")
     truth = champion + 6.0  # closer to the challenger
@@ -194,3 +202,49 @@ def test_monitor_reads_the_feedback_labels_and_compares_the_shadow_rows(
     assert shadow["rmse"] == pytest.approx(1.0, rel=1e-9)
     assert shadow["champion"]["rmse"] == pytest.approx(6.0, rel=1e-9)
     assert shadow["better_than_champion"] is True
+
+
+def test_a_labelled_table_compares_a_named_challenger_with_the_model(
+    diabetes_bundle: Path, tmp_path: Path
+) -> None:
+    """The table form (what retrain runs on new source rows): --shadow scores the challenger."""
+    import pandas as pd
+    from sklearn.datasets import load_diabetes
+
+    from helpers.bundles import make_bundle
+    from regressops.errors import DataError
+
+    data = load_diabetes(as_frame=True).frame
+    data.to_csv(tmp_path / "rows.csv", index=False)
+    challenger = make_bundle(tmp_path / "challenger", version="7")
+    bundle = load_bundle(diabetes_bundle)
+    doc = run_monitor(
+        MonitorRequest(
+            model=str(diabetes_bundle),
+            current_data=tmp_path / "rows.csv",
+            target="target",
+            shadow=str(tmp_path / "challenger"),
+        )
+    ).to_dict()
+    shadow = doc["performance"]["shadow"]
+    x = data[bundle.spec.names]
+    y = data["target"].to_numpy()
+    mine = challenger.predict_matrix(challenger.spec.transform(x))
+    theirs = bundle.predict_matrix(bundle.spec.transform(x))
+    assert shadow["model_version"] == "7" and shadow["rows_labelled"] == 442
+    assert shadow["rmse"] == pytest.approx(regression_metrics(y, mine)["rmse"], rel=1e-9)
+    assert shadow["champion"]["rmse"] == pytest.approx(
+        regression_metrics(y, theirs)["rmse"], rel=1e-9
+    )
+    # the challenger fit on all 442 rows beats the model trained on 353 of them, on all 442
+    assert shadow["better_than_champion"] is True
+    pd.DataFrame({"bmi": data["bmi"], "target": y}).to_csv(tmp_path / "thin.csv", index=False)
+    with pytest.raises(DataError, match="lacks feature column"):
+        run_monitor(
+            MonitorRequest(
+                model=str(diabetes_bundle),
+                current_data=tmp_path / "thin.csv",
+                target="target",
+                shadow=str(tmp_path / "challenger"),
+            )
+        )
