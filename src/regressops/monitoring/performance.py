@@ -55,8 +55,7 @@ class Labels:
         rows = np.asarray(rows, dtype=np.int64)
         values = np.asarray(values, dtype=np.float64)
         if ids.size:
-            codes = np.unique(ids, return_inverse=True)[1].astype(np.int64).reshape(-1)
-            keys = (codes << 32) | rows
+            keys = (_codes(ids) << 32) | rows
             # the last occurrence of each key: unique over the reversed keys
             _, first_from_end = np.unique(keys[::-1], return_index=True)
             keep = np.sort(keys.size - 1 - first_from_end)
@@ -197,17 +196,9 @@ def locate_labels(labels: Labels, segments: Segments) -> Joined:
     n = len(labels)
     if n == 0 or segments.rows == 0:
         return Joined(np.full(n, -1, dtype=np.int64))
-    codes_all = (
-        np.unique(np.concatenate([segments.request_ids, labels.request_ids]), return_inverse=True)[
-            1
-        ]
-        .astype(np.int64)
-        .reshape(-1)
-    )
-    seg_codes, label_codes = (
-        codes_all[: segments.request_ids.size],
-        codes_all[segments.request_ids.size :],
-    )
+    codes_all = _codes(np.concatenate([segments.request_ids, labels.request_ids]))
+    split = segments.request_ids.size
+    seg_codes, label_codes = codes_all[:split], codes_all[split:]
     counts = segments.counts
     # one key per window row: request code in the high bits, the row within the request low
     row_of = np.arange(segments.rows, dtype=np.int64) + np.repeat(
@@ -449,6 +440,13 @@ def measure_shadow(
         champion=theirs,
         min_labelled_rows=settings.min_labelled_rows,
     )
+
+
+def _codes(ids: np.ndarray) -> np.ndarray:
+    """An integer per distinct string (a hash table in C: pandas' factorize)."""
+    import pandas as pd
+
+    return np.asarray(pd.factorize(ids)[0], dtype=np.int64)
 
 
 def _number(v: Any) -> bool:
