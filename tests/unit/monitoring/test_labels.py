@@ -248,3 +248,39 @@ def test_a_labelled_table_compares_a_named_challenger_with_the_model(
                 shadow=str(tmp_path / "challenger"),
             )
         )
+
+
+def test_monitor_shadow_option_picks_the_challenger_by_its_bundle(
+    diabetes_bundle: Path, tmp_path: Path
+) -> None:
+    """--shadow names the challenger; one the log holds no shadow rows of compares on none."""
+    from helpers.bundles import make_bundle
+
+    bundle = load_bundle(diabetes_bundle)
+    data = diabetes_rows()[:60]
+    log = tmp_path / "predictions.jsonl"
+    [rid] = log_rows(log, bundle, data, request_rows=60)
+    champion = bundle.predict_matrix(bundle.spec.transform_rows(data))
+    for version, shift in (("8", 1.0), ("9", 3.0)):  # two challengers took turns
+        with log.open("ab") as fh:
+            batch = LogBatch(
+                time.time(), rid, "shadow:/batch", bundle.name, version, bundle.spec.names,
+                data, champion + shift, 1.0,
+            )  # fmt: skip
+            fh.write(batch.json_lines()[0] + b"\n")
+    sink = LabelSink(labels_target(str(log), tmp_path))
+    sink.write([(rid, j, float(y)) for j, y in enumerate(champion + 3.0)])
+    sink.close()
+    make_bundle(tmp_path / "nine", name=bundle.name, version="9")
+    make_bundle(tmp_path / "ten", name=bundle.name, version="10")
+
+    def shadow_of(ref: str) -> dict:
+        request = MonitorRequest(model=str(diabetes_bundle), prediction_log=str(log), shadow=ref)
+        return run_monitor(request).to_dict()["performance"]["shadow"]
+
+    nine = shadow_of(str(tmp_path / "nine"))
+    assert nine["model_version"] == "9" and nine["rows_labelled"] == 60
+    assert nine["rmse"] == pytest.approx(0.0, abs=1e-9) and nine["better_than_champion"] is True
+    ten = shadow_of(str(tmp_path / "ten"))
+    assert ten["rows_labelled"] == 0 and ten["status"] == "not_enough_data"
+    assert ten["labelled_without_shadow"] == 60 and ten["better_than_champion"] is False
