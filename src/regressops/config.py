@@ -69,6 +69,12 @@ class ServeSettings(BaseModel):
     # "impute": a null feature value gets the impute value learned at training (as training
     # does), counted in the X-Imputed-Values header and the prediction log; "refuse": 422
     missing_values: Literal["impute", "refuse"] = "impute"
+    # live drift on /metrics: the last drift_window_rows served rows against the bundle's stored
+    # reference, recomputed off the request path every drift_interval_seconds (when at least
+    # monitor.min_rows new rows arrived)
+    drift: bool = True
+    drift_window_rows: int = Field(10_000, ge=1)
+    drift_interval_seconds: float = Field(30.0, gt=0)
 
 
 class GateThresholds(BaseModel):

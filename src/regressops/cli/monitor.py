@@ -58,7 +58,18 @@ def monitor(
         str | None, typer.Option(help="The column of the tables that is not a feature.")
     ] = None,
     labels: Annotated[
-        Path | None, typer.Option(help="request_id,row,label file: performance on those rows.")
+        Path | None,
+        typer.Option(
+            help="request_id,row,label file: performance on those rows (default: the labels "
+            "POST /feedback stored beside the log)."
+        ),
+    ] = None,
+    shadow: Annotated[
+        str | None,
+        typer.Option(
+            help="The challenger to compare on the labelled rows: models:/NAME@ALIAS or a "
+            "bundle (default: the one the log holds shadow rows of)."
+        ),
     ] = None,
     output: Annotated[
         Path | None,
@@ -124,6 +135,7 @@ def monitor(
         current_data=current_data,
         target=target,
         labels=labels,
+        shadow=shadow,
     )
     try:
         if partitioned:
@@ -252,6 +264,15 @@ def _table(doc: dict[str, Any], json_path: Path, html_path: Path) -> None:
             f"performance on {perf['rows_labelled']} labelled rows: rmse {num(perf['rmse'])} "
             f"(test {num(perf['reference'].get('rmse'))}) → {perf['status']}"
         )
+        sh = perf.get("shadow")
+        if sh:
+            console.print(
+                f"challenger {sh['model_name']} v{sh['model_version']} in shadow on "
+                f"{sh['rows_labelled']} labelled rows: rmse {num(sh['rmse'])} against champion "
+                f"v{sh['champion']['model_version']} {num(sh['champion']['rmse'])} → "
+                f"{sh['status']}",
+                markup=False,
+            )
     verdict = {
         "ok": "[green]no dataset drift[/]",
         "drift": "[red]dataset drift[/]",

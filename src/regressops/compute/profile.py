@@ -21,6 +21,7 @@ from its quantiles); for categories exact counts.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -172,14 +173,36 @@ def profile_partition(
     bottom-k :class:`RowSample` of ``sample_size`` rows (keys seeded by the plan's seed and
     the partition's place in the input)."""
     frame = read_columns(part, columns)
-    kinds = frame.kinds
-    keys = None
-    if sample_size > 0:  # a key per row of the partition, before the split's selection
-        seed = plan.seed if plan is not None else 0
-        keys = Columns({"key": row_keys(seed, part.file_index, part.first_row, len(frame))}, {})
+    sample = sample_rows(frame, part, plan, side, sample_size) if sample_size > 0 else None
     if plan is not None:
         frame = select(frame, part, plan, side)
-        keys = select(keys, part, plan, side) if keys is not None else None
+    profile = profile_frame(frame, part, columns=columns, categorical=categorical, edges=edges)
+    return dataclasses.replace(profile, sample=sample)
+
+
+def sample_rows(
+    frame: Columns, part: Partition, plan: SplitPlan | None, side: Side, size: int
+) -> RowSample:
+    """A bottom-k :class:`RowSample` of ``size`` of the rows of ``frame`` (all of ``part``'s
+    rows) on ``side`` of ``plan``: each row's key is :func:`~regressops.compute.rows.row_keys`
+    of its identity, so the merged sample does not depend on the partitioning."""
+    seed = plan.seed if plan is not None else 0
+    keys = Columns({"key": row_keys(seed, part.file_index, part.first_row, len(frame))}, {})
+    if plan is not None:
+        frame, keys = select(frame, part, plan, side), select(keys, part, plan, side)
+    return RowSample.of(frame, keys["key"], size)
+
+
+def profile_frame(
+    frame: Columns,
+    part: Partition,
+    *,
+    columns: Sequence[str],
+    categorical: Sequence[str] = (),
+    edges: Mapping[str, NDArray[np.float64]] | None = None,
+) -> TableProfile:
+    """Profile ``columns`` of rows already read from ``part`` (and selected)."""
+    kinds = frame.kinds
     profiles = {}
     for name in columns:
         column = frame[name]
@@ -194,8 +217,7 @@ def profile_partition(
 
             missing = int(pd.isna(column).sum())
             profiles[name] = ColumnProfile(Moments(missing=missing), None, Counts.of(column))
-    sample = RowSample.of(frame, keys["key"], sample_size) if keys is not None else None
-    return TableProfile(profiles, kinds, {part.index: len(frame)}, part.label, sample)
+    return TableProfile(profiles, kinds, {part.index: len(frame)}, part.label)
 
 
 def profile_input(

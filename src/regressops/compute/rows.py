@@ -104,7 +104,7 @@ def _row_hashes(seed: int, file_index: int, first_row: int, n: int) -> NDArray[n
 
 def select(columns: Columns, part: Partition, plan: SplitPlan, side: Side) -> Columns:
     """The rows of one partition's columns on ``side`` of the split."""
-    if side == "all":
-        return columns
+    if side == "all" or (side == "train" and plan.test_size == 0):
+        return columns  # every row trains: no copy
     mask = held_out(plan, part.file_index, part.first_row, len(columns))
     return columns.take(mask if side == "test" else ~mask)

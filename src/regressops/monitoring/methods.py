@@ -100,10 +100,8 @@ def _z(ref: FittedColumn, cur: CurrentColumn) -> float:
 
 
 def _jensenshannon(ref: FittedColumn, cur: CurrentColumn) -> float:
-    from scipy.spatial.distance import jensenshannon
-
     r, c = _counts(ref, cur)
-    return float(jensenshannon(r, c))
+    return stats.jensen_shannon(r, c)
 
 
 def _psi(ref: FittedColumn, cur: CurrentColumn) -> float:

@@ -7,9 +7,12 @@ a lake dataset's clean Delta version, read by the workers of an engine
 
 1. profile the training rows: the FeatureSpec (exact means and spreads, categories; medians
    within a reported rank error), row counts, schema agreement between partitions, and a
-   uniform sample of ``monitor.reference_sample`` rows for the drift reference;
-2. fit: the exact TSQR fit (plus two refinement passes on an ill-conditioned design) or the
-   streamed minibatch fit (``epochs`` passes);
+   uniform sample of ``monitor.reference_sample`` rows for the drift reference; for the exact
+   fit of numeric features with no missing value, the same pass folds the raw rows into the
+   TSQR factor (:func:`~regressops.compute.linear.profile_and_factor`);
+2. fit: the exact TSQR fit (its own pass only when the first could not factor: categorical
+   features, or gaps imputed by the learned medians; plus two refinement passes on an
+   ill-conditioned design) or the streamed minibatch fit (``epochs`` passes);
 3. score the training and the test rows (metrics combined over partitions);
 4. with ``held_out_rows``, gather up to that many of the test rows (the first of each
    partition's share) for the quality gates and the MLflow run
@@ -38,8 +41,14 @@ import numpy as np
 from regressops.compute.engines import ComputeRequest, open_engine
 from regressops.compute.evaluation import score_split
 from regressops.compute.inputs import InputSelection, resolve_input
-from regressops.compute.linear import Design, LinearFitPlan, fit_exact, fit_minibatch
-from regressops.compute.profile import profile_input, spec_from_profile
+from regressops.compute.linear import (
+    Design,
+    LinearFitPlan,
+    fit_exact,
+    fit_minibatch,
+    profile_and_factor,
+)
+from regressops.compute.profile import spec_from_profile
 from regressops.compute.rows import SplitPlan
 from regressops.config import Settings, get_settings
 from regressops.errors import BundleError, ConfigError, DataError
@@ -122,13 +131,15 @@ def train_partitioned(
     with open_engine(compute) as engine:
         columns = _columns(data)
         notify(TrainEvent("split"))
-        profile = profile_input(
+        # the exact fit's factor comes out of the profile's pass when the data allow it
+        profile, raw_factor = profile_and_factor(
             engine,
             data.partitions,
-            columns=[*columns, target],
+            features=columns,
+            target=target,
             categorical=data.categorical or (),
             plan=split,
-            side="train",
+            factor=fit.solver == "exact",
             sample_size=settings.monitor.reference_sample,  # the drift reference's rows
         )
         if profile.n_rows == 0:
@@ -143,9 +154,10 @@ def train_partitioned(
         )
         design = Design(spec, target, split)
         notify(TrainEvent("fit"))
-        fitted = (fit_exact if fit.solver == "exact" else fit_minibatch)(
-            engine, data.partitions, design, fit
-        )
+        if fit.solver == "exact":
+            fitted = fit_exact(engine, data.partitions, design, fit, raw_factor=raw_factor)
+        else:
+            fitted = fit_minibatch(engine, data.partitions, design, fit)
         notify(TrainEvent("evaluate"))
         scoring = dataclasses.replace(design, spec=dataclasses.replace(spec, unknown="ignore"))
         est = fitted.estimator
