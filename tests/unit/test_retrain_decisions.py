@@ -66,3 +66,21 @@ def test_a_failed_retrain_names_its_stage_and_frees_the_lock(home: Path) -> None
     assert doc["error"]["reason"] == "source_not_found" and doc["events"] == ["retrain.failed"]
     with _retrain_lock(settings, "diabetes"):  # this process holds no lock any more
         pass
+
+
+def test_a_challenger_that_beat_the_champion_is_named_in_the_reason() -> None:
+    from regressops.pipelines.retrain import RetrainRecord, _shadow_note
+
+    record = RetrainRecord(id="x", dataset="d", model="models:/d@champion", trigger="performance",
+                           started_at="t")  # fmt: skip
+    record.report = {"drift_json": "/r/drift.json"}
+    shadow = {"better_than_champion": True, "model_version": "4", "rows_labelled": 80,
+              "rmse": 1.0, "champion": {"rmse": 2.0}}  # fmt: skip
+    note = _shadow_note({"performance": {"shadow": shadow}}, record, "d")
+    assert note == (
+        "; @challenger v4 beat the champion on 80 labelled new rows (rmse 1 vs 2); promote it "
+        "with `regressops models promote d 4 --evidence /r/drift.json`"
+    )
+    shadow["better_than_champion"] = False
+    assert _shadow_note({"performance": {"shadow": shadow}}, record, "d") == ""
+    assert _shadow_note(None, record, "d") == ""
