@@ -65,7 +65,7 @@ def main() -> None:
     env = {
         **ENV,
         "REGRESSOPS_HOME": str(tmp / "home"),
-        "REGRESSOPS_CONFIG": str(tmp / "absent.toml"),
+        "REGRESSOPS_CONFIG": "none",
     }
     base = [str(BIN / "regressops"), "serve", "--model", str(tmp / "champion"), "--port", "{port}"]
     servers = [

@@ -69,6 +69,12 @@ class ServeSettings(BaseModel):
     # "impute": a null feature value gets the impute value learned at training (as training
     # does), counted in the X-Imputed-Values header and the prediction log; "refuse": 422
     missing_values: Literal["impute", "refuse"] = "impute"
+    # live drift on /metrics: the last drift_window_rows served rows against the bundle's stored
+    # reference, recomputed off the request path every drift_interval_seconds (when at least
+    # monitor.min_rows new rows arrived)
+    drift: bool = True
+    drift_window_rows: int = Field(10_000, ge=1)
+    drift_interval_seconds: float = Field(30.0, gt=0)
 
 
 class GateThresholds(BaseModel):
@@ -266,6 +272,13 @@ class ComputeSettings(BaseModel):
         Memory limit of each worker of a local cluster (Dask's syntax, e.g. ``2GB``).
     connect_timeout : float
         Seconds to wait for the scheduler.
+    summary_size : int
+        Entries of the quantile summaries ``monitor --engine dask`` combines per column (its
+        KS and Wasserstein scores are within about ``partitions / summary_size`` of the exact
+        ones; see ``docs/scale.md``).
+    gate_rows : int
+        Held-out rows ``train --engine dask`` gathers for the quality gates and the MLflow run
+        (all of them when there are fewer).
 
     Object-storage options of inputs are ``[data] storage_options``.
     """
@@ -275,6 +288,8 @@ class ComputeSettings(BaseModel):
     partition_rows: int = Field(1_000_000, ge=1)
     worker_memory: str = "2GB"
     connect_timeout: float = Field(10.0, gt=0.0)
+    summary_size: int = Field(2048, ge=64)
+    gate_rows: int = Field(50_000, ge=100)
 
 
 class RetrainSettings(BaseModel):

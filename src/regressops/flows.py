@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from prefect import flow, serve, task
 from prefect.cache_policies import INPUTS, NO_CACHE
 
 from regressops.config import get_settings
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
 
 logger = logging.getLogger(__name__)
 
@@ -98,20 +101,47 @@ def monitoring_flow(dataset: str = "diabetes") -> dict[str, Any]:
     return monitor_task(f"models:/{dataset}@champion")
 
 
-def serve_retraining(*, dataset: str, when: str, cron: str) -> None:
-    """Serve the retraining and monitoring flows on ``cron`` until interrupted."""
+def retraining_deployments(*, dataset: str, when: str, cron: str) -> list[RunnerDeployment]:
+    """The retraining and monitoring flows of ``dataset`` as deployments scheduled on ``cron``.
+
+    What ``regressops pipeline serve`` serves; built without contacting a Prefect API, so the
+    options are checked before anything runs.
+
+    Returns
+    -------
+    list of prefect.deployments.runner.RunnerDeployment
+        ``retrain-DATASET`` (parameters ``dataset``, ``when``) and ``monitor-DATASET``.
+
+    Raises
+    ------
+    ConfigError
+        ``cron`` is not a cron expression, ``when`` not a trigger, ``dataset`` unknown.
+    """
     from prefect.client.schemas.schedules import CronSchedule
 
+    from regressops.data.declarations import get_contract
     from regressops.errors import ConfigError
+    from regressops.pipelines.retrain import TRIGGERS
 
     try:
         CronSchedule(cron=cron)
     except ValueError:
         raise ConfigError(f"--cron {cron!r} is not a valid cron expression") from None
+    if when not in TRIGGERS:
+        raise ConfigError(
+            f"--if takes {', '.join(TRIGGERS)}, not {when!r}", reason="invalid_trigger"
+        )
+    get_contract(dataset, get_settings())
     retraining = retraining_flow.to_deployment(
         name=f"retrain-{dataset}", cron=cron, parameters={"dataset": dataset, "when": when}
     )
     monitoring = monitoring_flow.to_deployment(
         name=f"monitor-{dataset}", cron=cron, parameters={"dataset": dataset}
     )
-    serve(retraining, monitoring)  # type: ignore[arg-type]  # sync context: not coroutines
+    # called from sync code, to_deployment returns the deployment itself, not a coroutine
+    return [cast("RunnerDeployment", retraining), cast("RunnerDeployment", monitoring)]
+
+
+def serve_retraining(*, dataset: str, when: str, cron: str) -> None:
+    """Serve the retraining and monitoring flows on ``cron`` until interrupted."""
+    serve(*retraining_deployments(dataset=dataset, when=when, cron=cron))

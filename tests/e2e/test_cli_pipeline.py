@@ -19,6 +19,8 @@ REGRESSOPS = Path(sys.executable).parent / "regressops"
         (["pipeline", "run", "--config", "/nonexistent/regressops.toml"], "no such file"),
         (["pipeline", "run", "--from", "deploy"], "--from takes one of"),
         (["pipeline", "serve", "--cron", "every hour"], "not a valid cron expression"),
+        (["pipeline", "serve", "--cron", "0 * * * *", "--if", "sometimes"], "--if takes drift"),
+        (["pipeline", "serve", "--cron", "0 * * * *", "--dataset", "nope"], "unknown dataset"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(home: Path, args: list[str], message: str) -> None:

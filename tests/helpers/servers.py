@@ -62,8 +62,9 @@ class ServerProcess:
             f"serve(model={str(model)!r}, port={self.port}, workers={workers}, "
             f"prediction_log={prediction_log!r})\n"
         )
-        full_env = {**os.environ, "REGRESSOPS_HOME": str(home), **(env or {})}
-        full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        full_env = {**os.environ, "REGRESSOPS_HOME": str(home)}
+        full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # unless ``env`` names one
+        full_env.update(env or {})
         full_env["REGRESSOPS_CONFIG"] = "none"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(

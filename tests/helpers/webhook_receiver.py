@@ -9,6 +9,10 @@ whether it verified, the payload) and answers:
 - 401 to a request whose signature does not verify;
 - 204 otherwise.
 
+With ``--pause-on TYPE`` it holds its answer to the first verified event of that type: it
+creates ``<out>.paused`` and answers once ``<out>.resume`` exists (at most 60 s later), so a test
+can act while the sender is at that point of its run.
+
 With ``--tls-cert`` and ``--tls-key`` it speaks HTTPS. It prints its port on the first line of
 standard output once it listens.
 """
@@ -21,6 +25,7 @@ import os
 import ssl
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks import Webhook
@@ -35,6 +40,7 @@ def main() -> None:
     parser.add_argument("--fail", type=int, default=0)
     parser.add_argument("--fail-status", type=int, default=503)
     parser.add_argument("--hang", type=int, default=0)
+    parser.add_argument("--pause-on")
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
     args = parser.parse_args()
@@ -42,6 +48,7 @@ def main() -> None:
     lock = threading.Lock()
     seen = [0]
     never = threading.Event()
+    paused = threading.Event()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -58,6 +65,10 @@ def main() -> None:
                 record["verified"], record["error"] = False, repr(exc)
             with lock, open(args.out, "a") as f:
                 f.write(json.dumps(record) + "\n")
+            event_type = (record.get("payload") or {}).get("type")
+            if args.pause_on and event_type == args.pause_on and not paused.is_set():
+                paused.set()
+                _pause(args.out)
             if n <= args.hang:
                 never.wait(120)  # held open: the sender's timeout ends the attempt
                 return
@@ -83,6 +94,14 @@ def main() -> None:
     sys.stdout.write(f"{server.server_address[1]}\n")
     sys.stdout.flush()
     server.serve_forever()
+
+
+def _pause(out: str) -> None:
+    """Mark the pause, then wait for the test to allow the answer."""
+    open(out + ".paused", "w").close()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(out + ".resume") and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@ class Receiver:
         The secret it verifies with.
     fail, fail_status, hang : int
         Answer the first ``fail`` requests with ``fail_status``; hold the first ``hang`` open.
+    pause_on : str, optional
+        Hold the answer to the first event of this type until :meth:`resume`
+        (:meth:`paused` tells when it arrived).
     tls : tuple of (Path, Path), optional
         Certificate and key files: serve HTTPS.
     """
@@ -36,6 +39,7 @@ class Receiver:
         fail_status: int = 503,
         hang: int = 0,
         tls: tuple[Path, Path] | None = None,
+        pause_on: str | None = None,
     ) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.out = tmp / f"received-{os.urandom(4).hex()}.jsonl"
@@ -43,6 +47,8 @@ class Receiver:
         cmd = [sys.executable, str(RECEIVER), "--secret-env", "RECEIVER_SECRET"]
         cmd += ["--out", str(self.out), "--fail", str(fail), "--fail-status", str(fail_status)]
         cmd += ["--hang", str(hang)]
+        if pause_on is not None:
+            cmd += ["--pause-on", pause_on]
         if tls is not None:
             cmd += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
@@ -60,6 +66,14 @@ class Receiver:
         if not self.out.exists():
             return []
         return [json.loads(line) for line in self.out.read_text().splitlines()]
+
+    def paused(self) -> bool:
+        """Whether the ``pause_on`` event arrived (its answer is held until :meth:`resume`)."""
+        return self.out.with_name(self.out.name + ".paused").exists()
+
+    def resume(self) -> None:
+        """Let the receiver answer the held event."""
+        self.out.with_name(self.out.name + ".resume").touch()
 
     def stop(self) -> None:
         """Terminate the process and wait for it."""

@@ -76,20 +76,39 @@ def test_pipeline_refuses_an_unknown_or_inner_start(home: Path) -> None:
         run_pipeline("diabetes", start="gate", settings=get_settings())
 
 
+def test_pipeline_serve_builds_the_two_scheduled_deployments(home: Path) -> None:
+    from prefect.client.schemas.schedules import CronSchedule
+
+    from regressops.errors import ConfigError
+    from regressops.flows import retraining_deployments
+
+    retraining, monitoring = retraining_deployments(
+        dataset="diabetes", when="performance", cron="0 3 * * 1"
+    )
+    assert (retraining.flow_name, retraining.name) == ("regressops-retraining", "retrain-diabetes")
+    assert retraining.parameters == {"dataset": "diabetes", "when": "performance"}
+    assert (monitoring.flow_name, monitoring.name) == ("regressops-monitoring", "monitor-diabetes")
+    assert monitoring.parameters == {"dataset": "diabetes"}
+    for deployment in (retraining, monitoring):
+        (schedule,) = deployment.schedules
+        assert isinstance(schedule.schedule, CronSchedule) and schedule.active
+        assert schedule.schedule.cron == "0 3 * * 1"
+    for bad, message in [
+        ({"cron": "every hour"}, "not a valid cron expression"),
+        ({"when": "sometimes"}, "--if takes"),
+        ({"dataset": "no_such_dataset"}, "unknown dataset"),
+    ]:
+        options = {"dataset": "diabetes", "when": "drift", "cron": "0 * * * *", **bad}
+        with pytest.raises(ConfigError, match=message):
+            retraining_deployments(**options)
+
+
 @pytest.mark.slow
 def test_prefect_retraining_flow_retrains_and_promotes_offline(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    prefect = pytest.importorskip("prefect")
-    try:  # Prefect 3.8's API server uses Body(min_items=...), which FastAPI 0.155 removed
-        import prefect.server.api.server
-    except TypeError as exc:
-        import fastapi
-
-        pytest.skip(
-            f"Prefect {prefect.__version__}'s local API does not start with FastAPI "
-            f"{fastapi.__version__} ({exc}); this test passes with fastapi<0.155"
-        )
+    # no importorskip: Prefect is in the locked environment (the `prefect` extra), and its local
+    # API must start here (pyproject caps FastAPI below 0.155 for Prefect 3.8; see docs/loop.md)
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     from prefect import flow
@@ -116,3 +135,16 @@ def test_prefect_retraining_flow_retrains_and_promotes_offline(
 
         assert extract_again(first["snapshot_hash"]) == "Cached"
         assert extract_again("another snapshot") == "Completed"
+
+        # what `pipeline serve --cron` serves, registered with the harness's API and read back
+        from prefect.client.orchestration import get_client
+
+        from regressops.flows import retraining_deployments
+
+        deployments = retraining_deployments(dataset="diabetes", when="drift", cron="*/15 * * * *")
+        with get_client(sync_client=True) as client:
+            for deployment in deployments:
+                deployment.apply()
+                stored = client.read_deployment_by_name(f"{deployment.flow_name}/{deployment.name}")
+                assert [s.schedule.cron for s in stored.schedules] == ["*/15 * * * *"]
+                assert stored.parameters == deployment.parameters

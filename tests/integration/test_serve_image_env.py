@@ -5,8 +5,9 @@ the file, so the test and the image cannot drift apart): the same ``COPY`` of th
 into a fresh directory, the same ``ENV`` and the same ``uv sync`` commands, with
 ``UV_PROJECT_ENVIRONMENT`` pointed at a temporary directory instead of ``/opt/venv``. Then
 ``regressops serve`` runs from that environment on a linear bundle, answers ``/readyz`` and a
-prediction equal to the bundle's own, and neither has scikit-learn, pandas, MLflow or SciPy
-installed nor imports them (``python -X importtime`` lists every module the server imported).
+prediction equal to the bundle's own, shows the live drift gauges (numpy only), and neither
+has scikit-learn, pandas, MLflow or SciPy installed nor imports them (``python -X importtime``
+lists every module the server imported).
 """
 
 from __future__ import annotations
@@ -155,7 +156,9 @@ def test_serve_image_env_serves_a_linear_bundle_without_heavy_modules(
     if kind == "linear-int8":  # the int8 model of the same fit, served the same way
         from regressops.models.quantize import quantize_bundle
 
-        diabetes_bundle = quantize_bundle(load_bundle(diabetes_bundle)).save(tmp_path / "int8")
+        int8 = quantize_bundle(load_bundle(diabetes_bundle)).save(tmp_path / "int8")
+        shutil.copyfile(diabetes_bundle / "reference.json", int8 / "reference.json")  # as quantize
+        diabetes_bundle = int8
     venv, home = serve_env, tmp_path / "home"
     home.mkdir()
     python = venv / "bin" / "python"
@@ -174,6 +177,7 @@ def test_serve_image_env_serves_a_linear_bundle_without_heavy_modules(
         "REGRESSOPS_HOME": str(home),
         "REGRESSOPS_CONFIG": "none",
         "REGRESSOPS_API_KEYS": "image-test-key",
+        "REGRESSOPS_SERVE__DRIFT_INTERVAL_SECONDS": "0.2",
     }
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as log:
@@ -196,6 +200,11 @@ def test_serve_image_env_serves_a_linear_bundle_without_heavy_modules(
             assert reply.json()["prediction"] == pytest.approx(float(expected.ravel()[0]))
             card = httpx.get(f"{url}/model-check", headers={**key, "Accept": "text/html"})
             assert card.status_code == 200 and f"({kind})</h1>" in card.text
+            # the live drift gauges, computed without SciPy (numpy-only distances)
+            rows = [[0.01 * ((i * 7 + j) % 13 - 6) for j in range(10)] for i in range(60)]
+            assert httpx.post(f"{url}/batch", json={"data": rows}, headers=key).status_code == 200
+            methods = _drift_methods(url, log_path)
+            assert methods <= {"wasserstein", "jensenshannon"} and "wasserstein" in methods
         finally:
             proc.terminate()
             proc.wait(30)
@@ -208,6 +217,21 @@ def test_serve_image_env_serves_a_linear_bundle_without_heavy_modules(
     }
     assert "fastapi" in imported and "uvicorn" in imported  # importtime saw the server's imports
     assert sorted(imported & set(HEAVY)) == []
+
+
+def _drift_methods(url: str, log_path: Path) -> set[str]:
+    """The ``method`` labels of the live drift scores once ``/metrics`` shows them."""
+    import re
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = httpx.get(f"{url}/metrics", timeout=5).text
+        methods = set(re.findall(r'regressops_feature_drift_score\{[^}]*method="(\w+)"', text))
+        if methods:
+            return methods
+        time.sleep(0.1)
+    pytest.fail(f"no live drift gauges in 30 s:\n{log_path.read_text(errors='replace')[-3000:]}")
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, log_path: Path) -> None:

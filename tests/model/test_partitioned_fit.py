@@ -12,7 +12,13 @@ import sympy
 from helpers.partitions import synthetic, train_rows, write_parts
 from regressops.compute.engines import InProcessEngine
 from regressops.compute.evaluation import error_sums
-from regressops.compute.linear import Design, LinearFitPlan, fit_exact, fit_minibatch
+from regressops.compute.linear import (
+    Design,
+    LinearFitPlan,
+    fit_exact,
+    fit_minibatch,
+    profile_and_factor,
+)
 from regressops.compute.partitions import list_files
 from regressops.compute.profile import profile_input, spec_from_profile
 from regressops.compute.rows import SplitPlan
@@ -78,6 +84,57 @@ def test_spec_from_partition_profiles_equals_featurespec_fit(tmp_path: Path) -> 
             assert a == b  # categories, frequencies and the mode: exact
 
 
+@pytest.mark.parametrize(("fit_intercept", "alpha"), [(True, 0.0), (False, 0.0), (True, 5.0)])
+def test_one_pass_fit_equals_the_in_process_fit_and_featurespec(
+    tmp_path: Path, fit_intercept: bool, alpha: float
+) -> None:
+    frame = synthetic(12_000, 6, categorical=False)
+    frame["x2"] = np.round(frame["x2"]).astype(np.int64)  # integers take the same path
+    folder = write_parts(frame, tmp_path / "in", files=FILES, row_group=1000)
+    engine = InProcessEngine()
+    parts = list_files(folder, partition_rows=1500).partitions
+    features = [c for c in frame.columns if c != "y"]
+    profile, raw = profile_and_factor(engine, parts, features=features, target="y", plan=PLAN)
+    assert raw is not None  # numbers without a gap: the factor came out of the profile's pass
+    spec = spec_from_profile(profile, features=features, target="y")
+    rows = train_rows(frame, PLAN, files=FILES)
+    ref_spec = FeatureSpec.fit(rows, features=features, target="y")
+    for a, b in zip(spec.features, ref_spec.features, strict=True):
+        assert isinstance(a, NumericFeature) and isinstance(b, NumericFeature)
+        np.testing.assert_allclose([a.center, a.scale], [b.center, b.scale], rtol=1e-12)
+        assert (a.min, a.max) == (b.min, b.max)
+        values = np.sort(rows[a.name].to_numpy())
+        bound = profile.columns[a.name].summary.rank_error  # type: ignore[union-attr]
+        first, last = (
+            np.searchsorted(values, a.impute, "left"),
+            np.searchsorted(values, a.impute, "right"),
+        )
+        assert first - bound - 1 <= len(values) / 2 <= last + bound + 1  # ties: a run of ranks
+    plan = LinearFitPlan(alpha=alpha, fit_intercept=fit_intercept)
+    fit = fit_exact(engine, parts, Design(spec, "y", PLAN), plan, raw_factor=raw)
+    ref = LinearRegressor(alpha=alpha, fit_intercept=fit_intercept).fit(
+        spec.transform(rows), rows["y"].to_numpy()
+    )
+    np.testing.assert_allclose(fit.estimator.coef_, ref.coef_, rtol=1e-10)
+    assert fit.estimator.intercept_ == pytest.approx(ref.intercept_, rel=1e-10, abs=1e-12)
+    assert fit.n_rows == len(rows)
+
+
+@pytest.mark.parametrize("gap", ["missing", "categorical"])
+def test_a_gap_or_a_category_leaves_the_factor_to_its_own_pass(tmp_path: Path, gap: str) -> None:
+    frame = synthetic(6_000, 3, categorical=gap == "categorical")
+    if gap == "missing":
+        frame.loc[frame.index[5000], "x1"] = np.nan  # one gap, in the last file only
+    folder = write_parts(frame, tmp_path / "in", files=FILES, row_group=500)
+    parts = list_files(folder, partition_rows=1000).partitions
+    features = [c for c in frame.columns if c != "y"]
+    profile, raw = profile_and_factor(
+        InProcessEngine(), parts, features=features, target="y", plan=PLAN
+    )
+    assert raw is None  # the median to impute, or the categories, come first
+    assert profile.n_rows == len(train_rows(frame, PLAN, files=FILES))
+
+
 def _exact_rational(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Least squares with intercept solved in exact rationals (sympy), rounded once."""
     A = sympy.Matrix([[1, *(sympy.Rational(float(v)) for v in row)] for row in X])
@@ -115,18 +172,24 @@ def _wampler_like() -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.parametrize("one_pass", [False, True], ids=["two-passes", "one-pass"])
 @pytest.mark.parametrize("frame", [_longley_like(0), _longley_like(1), _wampler_like()])
 def test_ill_conditioned_designs_keep_the_in_process_certified_digits(
-    tmp_path: Path, frame: pd.DataFrame
+    tmp_path: Path, frame: pd.DataFrame, one_pass: bool
 ) -> None:
     plan = SplitPlan(0.0, 0)
     folder = write_parts(frame, tmp_path / "in", files=2, row_group=4)
     engine = InProcessEngine()
     parts = list_files(folder, partition_rows=4).partitions
     features = [c for c in frame.columns if c != "y"]
-    profile = profile_input(engine, parts, columns=[*features, "y"], plan=plan, side="train")
+    if one_pass:
+        profile, raw = profile_and_factor(engine, parts, features=features, target="y", plan=plan)
+        assert raw is not None
+    else:
+        profile = profile_input(engine, parts, columns=[*features, "y"], plan=plan, side="train")
+        raw = None
     spec = spec_from_profile(profile, features=features, target="y", scale=False)
-    fit = fit_exact(engine, parts, Design(spec, "y", plan), LinearFitPlan())
+    fit = fit_exact(engine, parts, Design(spec, "y", plan), LinearFitPlan(), raw_factor=raw)
     truth = _exact_rational(frame[features].to_numpy(), frame["y"].to_numpy())
     ours = np.concatenate([[fit.estimator.intercept_], fit.estimator.coef_])
     local = LinearRegressor().fit(frame[features].to_numpy(), frame["y"].to_numpy())

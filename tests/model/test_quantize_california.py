@@ -44,6 +44,8 @@ def test_per_tensor_int8_keeps_the_r2_within_0_001(california_float: Path, tmp_p
 
     bundle = load_bundle(result.path)
     assert bundle.kind == "linear-int8"
+    reference = "reference.json"  # the drift reference goes with it (monitor, live drift)
+    assert (result.path / reference).read_bytes() == (california_float / reference).read_bytes()
     assert bundle.metrics["r2"] == pytest.approx(r.int8_r2, abs=1e-12)
     assert bundle.metrics["float"]["r2"] == pytest.approx(r.float_r2, abs=1e-12)
     # measured again independently of quantize_model: every test row within its bound

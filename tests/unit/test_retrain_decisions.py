@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from regressops.config import Settings
-from regressops.errors import ConfigError, RegistryError
+from regressops.errors import ConfigError, RegistryError, SourceError
 from regressops.pipelines.retrain import RetrainRequest, _decide, _retrain_lock, retrain
 
 
@@ -53,3 +53,34 @@ def test_a_second_retrain_of_the_same_dataset_is_refused_while_one_runs(home: Pa
 def test_an_unknown_trigger_is_a_config_error(home: Path) -> None:
     with pytest.raises(ConfigError, match="--if takes"):
         retrain(RetrainRequest(dataset="diabetes", when="sometimes"), settings=Settings(home=home))  # type: ignore[arg-type]
+
+
+def test_a_failed_retrain_names_its_stage_and_frees_the_lock(home: Path) -> None:
+    settings = Settings(home=home, retrain={"lock_timeout": 0})  # no demo.db: no source
+    with pytest.raises(SourceError) as info:
+        retrain(RetrainRequest(dataset="diabetes", when="always"), settings=settings)
+    assert info.value.exit_code == 5
+    (record,) = (home / "retrain").glob("*.json")
+    doc = json.loads(record.read_text())
+    assert doc["status"] == "failed" and doc["error"]["stage"] == "peek_source"
+    assert doc["error"]["reason"] == "source_not_found" and doc["events"] == ["retrain.failed"]
+    with _retrain_lock(settings, "diabetes"):  # this process holds no lock any more
+        pass
+
+
+def test_a_challenger_that_beat_the_champion_is_named_in_the_reason() -> None:
+    from regressops.pipelines.retrain import RetrainRecord, _shadow_note
+
+    record = RetrainRecord(id="x", dataset="d", model="models:/d@champion", trigger="performance",
+                           started_at="t")  # fmt: skip
+    record.report = {"drift_json": "/r/drift.json"}
+    shadow = {"better_than_champion": True, "model_version": "4", "rows_labelled": 80,
+              "rmse": 1.0, "champion": {"rmse": 2.0}}  # fmt: skip
+    note = _shadow_note({"performance": {"shadow": shadow}}, record, "d")
+    assert note == (
+        "; @challenger v4 beat the champion on 80 labelled new rows (rmse 1 vs 2); promote it "
+        "with `regressops models promote d 4 --evidence /r/drift.json`"
+    )
+    shadow["better_than_champion"] = False
+    assert _shadow_note({"performance": {"shadow": shadow}}, record, "d") == ""
+    assert _shadow_note(None, record, "d") == ""

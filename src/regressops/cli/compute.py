@@ -71,15 +71,23 @@ def train(
         target=options.get("target"),
         features=tuple(features.split(",")) if features else None,
     )
-    if (
-        (options.get("model") or ["linear"]) != ["linear"]
-        or options.get("register")
-        or options.get("quantize")
-    ):
+    if (options.get("model") or ["linear"]) != ["linear"] or options.get("quantize"):
         fail_config(
-            "the dask engine trains one linear model and saves its bundle (no MLflow run, no "
-            "registration or quantisation yet); drop --model, --register and --quantize"
+            "the dask engine trains one linear model (no other kind, no quantisation yet); "
+            "drop --model and --quantize"
         )
+    from regressops.training.candidates import RecordPlan
+
+    track = options.get("track")
+    register = bool(options.get("register"))
+    record = run(
+        RecordPlan,
+        cv=0,  # no cross-validation over partitions: the gates use held-out rows
+        track=settings.train.track if track is None else track,
+        register=register,
+        tracking_uri=options.get("tracking_uri"),
+    )
+    recording = record.track or record.register
     seed = options.get("random_state")
     seed = settings.train.random_state if seed is None else seed
     fit = LinearFitPlan(
@@ -101,14 +109,31 @@ def train(
         name=options.get("model_name"),
         output=options.get("output"),
         settings=settings,
+        held_out_rows=settings.compute.gate_rows if recording else 0,
     )
+    recorded = None
+    if recording:
+        from regressops.cli.support import quiet_mlflow
+        from regressops.training.candidates import record_training
+
+        quiet_mlflow()
+        recorded = run(record_training, [result], record, settings=settings)
     if json_output:
-        print_json(result.to_dict())
-        return
-    m = result.metrics
-    title = f"{result.bundle.name}: linear ({m['fit']['solver']}, {compute.engine} engine)"
-    metrics_table(title, {"test": {**m, "n": m.get("n_test")}, "train": m.get("train", {})})
-    out().print(f"bundle: {shown(result.path)}  ({result.seconds:.2f}s)", markup=False)
+        doc = result.to_dict()
+        if recorded is not None:
+            doc["tracking"] = recorded.to_dict()
+        print_json(doc)
+    else:
+        m = result.metrics
+        title = f"{result.bundle.name}: linear ({m['fit']['solver']}, {compute.engine} engine)"
+        metrics_table(title, {"test": {**m, "n": m.get("n_test")}, "train": m.get("train", {})})
+        out().print(f"bundle: {shown(result.path)}  ({result.seconds:.2f}s)", markup=False)
+    if recorded is not None:
+        from regressops.cli.train import exit_for, show_recorded
+
+        if not json_output:
+            show_recorded(recorded, register)
+        exit_for(recorded, register)
 
 
 def predict(

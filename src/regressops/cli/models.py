@@ -7,6 +7,7 @@ Heavy modules (MLflow, Optuna, scikit-learn) are imported inside the commands on
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -80,6 +81,13 @@ def promote(
         bool, typer.Option("--force", help="Skip the gates (needs --reason).")
     ] = False,
     reason: Annotated[str, typer.Option(help="Why; recorded on the version.")] = "",
+    evidence: Annotated[
+        Path | None,
+        typer.Option(
+            help="drift.json of `regressops monitor` comparing this version in shadow with the "
+            "champion on labelled rows: judges 'beats the champion' on them."
+        ),
+    ] = None,
     tracking_uri: TrackingOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -89,7 +97,7 @@ def promote(
     quiet_mlflow()
     change = run(
         promote_version, name, version, alias=alias, why=reason, force=force,
-        settings=settings_for(tracking_uri),
+        settings=settings_for(tracking_uri), evidence=evidence,
     )  # fmt: skip
     _show_change(change, json_output)
 

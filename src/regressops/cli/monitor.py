@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from regressops.cli.options import JsonOpt
+from regressops.cli.options import EngineOpt, JsonOpt, SchedulerOpt
 from regressops.cli.support import error_line, out, print_json, run, shown
 
 FAIL_ON = ("drift", "performance")
@@ -42,19 +42,42 @@ def monitor(
         int | None, typer.Option(min=0, help="Lake version of --reference-dataset.")
     ] = None,
     current_data: Annotated[
-        Path | None, typer.Option(help="Current table (CSV/Parquet) instead of the log.")
+        Path | None,
+        typer.Option(
+            help="Current table (CSV/Parquet; with --engine dask also a folder) instead of the log."
+        ),
+    ] = None,
+    current_dataset: Annotated[
+        str | None,
+        typer.Option(help="With --engine dask: a dataset's clean lake version as current data."),
+    ] = None,
+    current_version: Annotated[
+        int | None, typer.Option(min=0, help="Lake version of --current-dataset.")
     ] = None,
     target: Annotated[
         str | None, typer.Option(help="The column of the tables that is not a feature.")
     ] = None,
     labels: Annotated[
-        Path | None, typer.Option(help="request_id,row,label file: performance on those rows.")
+        Path | None,
+        typer.Option(
+            help="request_id,row,label file: performance on those rows (default: the labels "
+            "POST /feedback stored beside the log)."
+        ),
+    ] = None,
+    shadow: Annotated[
+        str | None,
+        typer.Option(
+            help="The challenger to compare on the labelled rows: models:/NAME@ALIAS or a "
+            "bundle (default: the one the log holds shadow rows of)."
+        ),
     ] = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Folder for drift.json and report.html."),
     ] = None,
     json_output: JsonOpt = False,
+    engine: EngineOpt = None,
+    scheduler: SchedulerOpt = None,
     fail_on: Annotated[
         list[str] | None,
         typer.Option(
@@ -62,7 +85,12 @@ def monitor(
         ),
     ] = None,
 ) -> None:
-    """Judge drift (and performance, given labels) of the logged rows against the reference."""
+    """Judge drift (and performance, given labels) of the logged rows against the reference.
+
+    With --engine dask: the statistics of a large --current-data (Parquet/CSV file or folder)
+    or --current-dataset are computed per partition on a Dask cluster and combined.
+    """
+    from regressops.cli import compute
     from regressops.config import get_settings
     from regressops.errors import ConfigError
     from regressops.monitoring.monitor import (
@@ -81,6 +109,19 @@ def monitor(
         run(_refuse, ConfigError(f"--fail-on takes drift or performance, not {bad[0]!r}"))
     since_at = run(parse_time, since) if since else None
     until_at = run(parse_time, until) if until else None
+    partitioned = compute.engine_requested(engine, scheduler) and (
+        engine is not None
+        or scheduler is not None
+        or current_data is not None
+        or current_dataset is not None
+    )
+    if partitioned:
+        _check_partitioned(
+            current=current_data is not None or current_dataset is not None,
+            log=bool(prediction_log or since or until or last or labels),
+        )
+    elif current_dataset is not None or current_version is not None:
+        compute.fail_config("--current-dataset reads over partitions: add --engine dask")
     directory = output or settings.reports_dir / "monitor"
     created = not directory.exists()
     run(check_output_dir, directory)  # before any work: an unwritable folder fails at once
@@ -94,9 +135,20 @@ def monitor(
         current_data=current_data,
         target=target,
         labels=labels,
+        shadow=shadow,
     )
     try:
-        report = run(run_monitor, request, settings=settings)
+        if partitioned:
+            report = _run_partitioned(
+                request,
+                engine=engine,
+                scheduler=scheduler,
+                current_data=current_data,
+                current_dataset=current_dataset,
+                current_version=current_version,
+            )
+        else:
+            report = run(run_monitor, request, settings=settings)
         json_path, html_path = run(write_report, report, directory)
     except typer.Exit:
         if created and not any(directory.iterdir()):
@@ -114,6 +166,50 @@ def monitor(
             "dataset drift" if code == DRIFT_EXIT else "performance degraded"
         )  # the reason of a non-zero exit, on stderr
         raise typer.Exit(code)
+
+
+def _check_partitioned(*, current: bool, log: bool) -> None:
+    from regressops.cli import compute
+
+    if not current:
+        compute.fail_config(
+            "monitor --engine dask reads a large table: give --current-data PATH or "
+            "--current-dataset NAME"
+        )
+    if log:
+        compute.fail_config(
+            "monitor --engine dask reads --current-data or --current-dataset, not the prediction "
+            "log; drop --prediction-log, --since, --until, --last and --labels"
+        )
+
+
+def _run_partitioned(
+    request: Any,
+    *,
+    engine: str | None,
+    scheduler: str | None,
+    current_data: Path | None,
+    current_dataset: str | None,
+    current_version: int | None,
+) -> Any:
+    """The report of a window read over partitions (``--engine dask``)."""
+    from regressops.cli import compute
+    from regressops.compute.inputs import InputSelection
+    from regressops.monitoring.partitioned import run_monitor_partitioned
+
+    selection = run(
+        InputSelection,
+        path=str(current_data) if current_data is not None else None,
+        dataset=current_dataset,
+        version=current_version,
+        target=request.target,
+    )
+    return run(
+        run_monitor_partitioned,
+        request,
+        selection,
+        compute=compute.request(engine, scheduler),
+    )
 
 
 DRIFT_EXIT = 8
@@ -168,6 +264,15 @@ def _table(doc: dict[str, Any], json_path: Path, html_path: Path) -> None:
             f"performance on {perf['rows_labelled']} labelled rows: rmse {num(perf['rmse'])} "
             f"(test {num(perf['reference'].get('rmse'))}) → {perf['status']}"
         )
+        sh = perf.get("shadow")
+        if sh:
+            console.print(
+                f"challenger {sh['model_name']} v{sh['model_version']} in shadow on "
+                f"{sh['rows_labelled']} labelled rows: rmse {num(sh['rmse'])} against champion "
+                f"v{sh['champion']['model_version']} {num(sh['champion']['rmse'])} → "
+                f"{sh['status']}",
+                markup=False,
+            )
     verdict = {
         "ok": "[green]no dataset drift[/]",
         "drift": "[red]dataset drift[/]",
@@ -178,4 +283,22 @@ def _table(doc: dict[str, Any], json_path: Path, html_path: Path) -> None:
         f"(share {doc['share_drifted']:.2f}, threshold {doc['drift_share']:.2f}); "
         f"{doc['current']['rows']} current rows"
     )
+    engine = doc["current"].get("engine")
+    if engine:
+        approx = [
+            n
+            for n, f in doc["features"].items()
+            if not f.get("approximation", {}).get("exact", True)
+        ]
+        unsure = [n for n in approx if not doc["features"][n]["approximation"]["verdict_certain"]]
+        console.print(
+            f"{engine['partitions']} partitions on {engine['name']} ({engine['scheduler']}); "
+            f"{len(approx)} score(s) from quantile summaries, bounds in drift.json"
+            + (
+                f"; verdict within the bound of its threshold: {', '.join(unsure)}"
+                if unsure
+                else ""
+            ),
+            markup=False,
+        )
     console.print(f"wrote {shown(json_path)} and {shown(html_path)}")

@@ -10,6 +10,13 @@ follow, each one more pass computing ``A^T (b - A z)`` per partition in extended
 summed, then ``z += R^-1 R^-T g``. Memory per task: one partition and a ``p x p`` factor;
 on the client: ``p x p``.
 
+**In one pass** (:func:`profile_and_factor`, then ``fit_exact(..., raw_factor=...)``): when
+the features and the target are numbers with no missing value, the profile's pass reads each
+partition once into one matrix and also folds its raw rows ``[1 | X | y]`` into the factor;
+the FeatureSpec's standardisation being an affine change of variables, that factor is the
+factor of the transformed rows with its shift and scale relabelled
+(:func:`in_spec_coordinates`), and the fit reads the data no more (refinement aside).
+
 **Minibatch** (:func:`fit_minibatch`): the workers read and transform partitions, the client's
 :class:`~regressops.models.linear.LinearRegressor` folds them in with ``partial_fit`` (one
 epoch of minibatch steps over each partition) while the next partitions are being prepared,
@@ -19,6 +26,7 @@ for ``epochs`` passes over the data.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import logging
 from collections.abc import Sequence
@@ -29,11 +37,27 @@ import numpy as np
 from numpy.typing import NDArray
 
 from regressops.compute.engines import Engine
-from regressops.compute.partitions import Partition, read_columns
-from regressops.compute.rows import Side, SplitPlan, select
+from regressops.compute.partitions import (
+    Columns,
+    Partition,
+    column_kinds,
+    read_columns,
+    read_table,
+    table_columns,
+    table_matrix,
+)
+from regressops.compute.profile import (
+    ColumnProfile,
+    TableProfile,
+    merge_profiles,
+    profile_frame,
+    sample_rows,
+)
+from regressops.compute.rows import Side, SplitPlan, held_out, select
+from regressops.compute.sketch import Moments, QuantileSummary
 from regressops.errors import DataError, DivergenceError
 from regressops.features import FeatureSpec
-from regressops.models._qr import QRFactor
+from regressops.models._qr import QRFactor, power_of_two_scale
 from regressops.models.linear import LinearRegressor
 
 logger = logging.getLogger(__name__)
@@ -151,17 +175,34 @@ class LinearFit:
 
 
 def fit_exact(
-    engine: Engine, partitions: Sequence[Partition], design: Design, plan: LinearFitPlan
+    engine: Engine,
+    partitions: Sequence[Partition],
+    design: Design,
+    plan: LinearFitPlan,
+    *,
+    raw_factor: QRFactor | None = None,
 ) -> LinearFit:
     """Least squares over every training row of ``partitions``, exactly (see module notes).
+
+    Parameters
+    ----------
+    raw_factor : QRFactor, optional
+        The factor of the raw training rows ``[1 | X | y]`` that :func:`profile_and_factor`
+        computed in the profile's pass: it is rewritten for ``design``'s FeatureSpec (an
+        affine change of variables) instead of a pass over the data.
 
     Raises
     ------
     DataError
         No training row, or a target value is missing.
     """
-    task = functools.partial(_factor_task, design=design, fit_intercept=plan.fit_intercept)
-    factor = engine.map_reduce(task, list(partitions), _merge_factors)
+    if raw_factor is not None:
+        factor: QRFactor | None = in_spec_coordinates(
+            raw_factor, design.spec, fit_intercept=plan.fit_intercept
+        )
+    else:
+        task = functools.partial(_factor_task, design=design, fit_intercept=plan.fit_intercept)
+        factor = engine.map_reduce(task, list(partitions), _merge_factors)
     if factor is None:
         raise DataError("the input has no training row to fit", reason="empty")
     z, R, full_rank = factor.solve(plan.alpha)
@@ -189,6 +230,191 @@ def fit_exact(
         passes,
     )
     return LinearFit(estimator, factor.n_samples_seen, refined, full_rank, passes)
+
+
+# ------------------------------------------------------------- profile + factor
+@dataclass(frozen=True)
+class _Profiled:
+    """One partition's (or a subtree's) profile and raw factor; ``ok`` while every one had it."""
+
+    profile: TableProfile
+    factor: QRFactor | None
+    ok: bool
+
+
+def _profile_factor_task(
+    part: Partition,
+    *,
+    features: list[str],
+    target: str,
+    categorical: list[str],
+    plan: SplitPlan,
+    factor: bool,
+    sample_size: int = 0,
+) -> _Profiled:
+    """Profile a partition's training rows; when they are numbers with no gap, factor them too
+    (and with ``sample_size``, keep a bottom-k sample of the rows: ``TableProfile.sample``)."""
+    columns = [*features, target]
+    table = read_table(part, columns)
+    sample = (
+        sample_rows(table_columns(table, columns), part, plan, "train", sample_size)
+        if sample_size > 0
+        else None
+    )
+    kinds = column_kinds(table, columns)
+    numeric = (
+        factor
+        and not set(features) & set(categorical)
+        and all(kinds[c] == "number" for c in columns)
+    )
+    matrix = table_matrix(table, columns) if numeric and table.num_rows else None
+    if matrix is None:  # text, booleans, nulls or no row: the general profile
+        frame = select(table_columns(table, columns), part, plan, "train")
+        rows = profile_frame(frame, part, columns=columns, categorical=categorical)
+        return _sampled(sample, rows, None, numeric and not table.num_rows)
+    del table
+    mask = held_out(plan, part.file_index, part.first_row, len(matrix))
+    if mask.any():
+        matrix = matrix[~mask]
+    d, n = len(features), len(matrix)
+    if not n:
+        frame = Columns({c: matrix[:, j] for j, c in enumerate(columns)}, kinds)
+        rows = profile_frame(frame, part, columns=columns, categorical=categorical)
+        return _sampled(sample, rows, None, True)
+    # the features' sorted values give the quantile summaries and the range (NaN sorts last);
+    # one buffer for all: a fresh 8 n bytes per column would page-fault each time in a worker
+    summaries, low, high = [], np.empty(d + 1), np.empty(d + 1)
+    buffer = np.empty(n)
+    for j in range(d):
+        buffer[:] = matrix[:, j]
+        buffer.sort()
+        low[j], high[j] = buffer[0], buffer[-1]
+        summaries.append(QuantileSummary.of_sorted(buffer))
+    del buffer
+    y = matrix[:, d]
+    low[d], high[d] = y.min(), y.max()
+    if not (np.isfinite(low).all() and np.isfinite(high).all()):
+        # a gap to impute with the median still being learnt (or an error to raise): the
+        # general profile here, and the fit makes its own pass
+        frame = Columns({c: matrix[:, j] for j, c in enumerate(columns)}, kinds)
+        rows = profile_frame(frame, part, columns=columns, categorical=categorical)
+        return _sampled(sample, rows, None, False)
+    X = matrix[:, :d]
+    raw = QRFactor.from_first_chunk(X, y, None, fit_intercept=True).update(X, y)
+    moments = _moments(raw, low, high)
+    profiles = {
+        name: ColumnProfile(moments[j], summaries[j] if j < d else None)
+        for j, name in enumerate(columns)
+    }
+    return _sampled(sample, TableProfile(profiles, kinds, {part.index: n}, part.label), raw, True)
+
+
+def _sampled(sample: Any, profile: TableProfile, factor: Any, ok: bool) -> _Profiled:
+    """A partition's result, with its row sample (if one was asked for) in the profile."""
+    if sample is not None:
+        profile = dataclasses.replace(profile, sample=sample)
+    return _Profiled(profile, factor, ok)
+
+
+def _moments(factor: QRFactor, low: FloatArray, high: FloatArray) -> list[Moments]:
+    """Each column's moments (features, then the target) from the factor of ``[1 | X | y]``.
+
+    With ``R`` the factor of the shifted and scaled columns ``a_j``, ``R[0, 0] R[0, j]`` is
+    ``sum a_j`` and ``|R[1:, j]|^2`` the sum of ``a_j``'s squared deviations from its mean
+    (the part orthogonal to the column of ones): the mean and spread are exact to rounding.
+    """
+    n, R = factor.n_samples_seen, factor.R
+    shift = np.append(factor.shift, factor.y_shift)
+    scale = np.append(factor.scale, 1.0)
+    out = []
+    for j in range(len(shift)):
+        k = j + 1
+        if low[j] == high[j]:  # a constant: no rounding noise for a spread
+            out.append(Moments(n, float(low[j]), 0.0, float(low[j]), float(high[j])))
+            continue
+        mean = shift[j] + scale[j] * (R[0, 0] * R[0, k] / n)
+        m2 = scale[j] ** 2 * float(R[1 : k + 1, k] @ R[1 : k + 1, k])
+        out.append(Moments(n, float(mean), m2, float(low[j]), float(high[j])))
+    return out
+
+
+def _merge_profiled(a: _Profiled, b: _Profiled) -> _Profiled:
+    ok = a.ok and b.ok
+    factor = _merge_factors(a.factor, b.factor) if ok else None
+    return _Profiled(merge_profiles(a.profile, b.profile), factor, ok)
+
+
+def profile_and_factor(
+    engine: Engine,
+    partitions: Sequence[Partition],
+    *,
+    features: Sequence[str],
+    target: str,
+    categorical: Sequence[str] = (),
+    plan: SplitPlan,
+    factor: bool = True,
+    sample_size: int = 0,
+) -> tuple[TableProfile, QRFactor | None]:
+    """One pass over the training rows: their profile and, when it can, their raw factor.
+
+    The profile is :func:`~regressops.compute.profile.profile_input`'s of ``[*features,
+    target]`` on the training side of ``plan``. When every feature and the target hold numbers
+    with no missing value in any partition, the same pass folds each partition's raw rows
+    ``[1 | X | y]`` into a triangular factor (merged in the tree), and the profile's means and
+    spreads are read from it; :func:`fit_exact` then needs no pass of its own
+    (``raw_factor=``), since the FeatureSpec's standardisation is an affine change of variables
+    of the raw factor. Otherwise (a categorical feature, a gap to impute with a median the
+    pass is still learning; ``factor=False``) the factor is None and :func:`fit_exact` makes
+    its own pass.
+
+    Raises
+    ------
+    DataError
+        There are no partitions.
+    SchemaError
+        A partition lacks a column or holds another kind of values in it.
+    """
+    if not partitions:
+        raise DataError("the input has no partition to read", reason="empty")
+    task = functools.partial(
+        _profile_factor_task,
+        features=list(features),
+        target=target,
+        categorical=list(categorical),
+        plan=plan,
+        factor=factor,
+        sample_size=sample_size,
+    )
+    out = engine.map_reduce(task, list(partitions), _merge_profiled)
+    return out.profile, out.factor if out.ok else None
+
+
+def in_spec_coordinates(raw: QRFactor, spec: FeatureSpec, *, fit_intercept: bool) -> QRFactor:
+    """The factor of ``[1 | spec.transform(X) | y]`` from the factor of ``[1 | X | y]``.
+
+    The spec's numeric feature ``t = (x - c) / s`` and the raw factor's working column
+    ``(x - f) / q`` are the same column with shift ``(f - c) / s`` and scale ``q / s`` in
+    ``t``'s units, so ``R`` is kept as it is and only relabelled. Without an intercept the
+    column of ones is then eliminated (the features' factor, uncentred, by one small QR).
+    """
+    if not spec.is_numeric_only or raw.n_features != len(spec.features):
+        raise ValueError("a raw factor is rewritten only for a spec of its numeric features")
+    center = np.array([f.center for f in spec.features])  # type: ignore[union-attr]
+    spread = np.array([f.scale for f in spec.features])  # type: ignore[union-attr]
+    out = QRFactor((raw.shift - center) / spread, raw.scale / spread, raw.y_shift, True)
+    out.R = raw.R.copy(order="F")
+    out.n_samples_seen, out.sum_weights = raw.n_samples_seen, raw.sum_weights
+    if fit_intercept:
+        return out
+    d = out.n_features
+    origin = QRFactor(np.zeros(d), power_of_two_scale(out.scale), 0.0, True)
+    R = out._in_coordinates_of(origin)[:, 1:]  # columns t / scale and y, with the ones' row
+    plain = QRFactor(np.zeros(d), origin.scale, 0.0, False)
+    from scipy.linalg import qr
+
+    plain.R = np.asfortranarray(np.triu(qr(R, mode="r")[0][: plain.p]))
+    plain.n_samples_seen, plain.sum_weights = out.n_samples_seen, out.sum_weights
+    return plain
 
 
 def _fitted(

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+from numpy.typing import NDArray
+
 from regressops.data.storage import filesystem
 from regressops.errors import DataError, SchemaError
 
@@ -229,6 +232,19 @@ def _read_arrow(part: Partition, columns: Sequence[str] | None) -> pa.Table:
         ) from None
 
 
+def read_table(part: Partition, columns: Sequence[str]) -> pa.Table:
+    """Read a partition's ``columns`` as an Arrow table (checked to hold every one of them).
+
+    Raises
+    ------
+    SchemaError
+        The partition lacks one of ``columns``.
+    DataError
+        The file cannot be read.
+    """
+    return _with_columns(part, _read_arrow(part, columns), columns)
+
+
 def read_columns(part: Partition, columns: Sequence[str]) -> Columns:
     """Read a partition's ``columns`` as numpy arrays, without a DataFrame in between.
 
@@ -243,10 +259,14 @@ def read_columns(part: Partition, columns: Sequence[str]) -> Columns:
     DataError
         The file cannot be read.
     """
+    return table_columns(read_table(part, columns), columns)
+
+
+def table_columns(table: pa.Table, columns: Sequence[str]) -> Columns:
+    """A table's ``columns`` as numpy arrays (see :func:`read_columns`)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    table = _with_columns(part, _read_arrow(part, columns), columns)
     out = {}
     for name in columns:
         column = table.column(name)
@@ -255,11 +275,34 @@ def read_columns(part: Partition, columns: Sequence[str]) -> Columns:
         if floating or pa.types.is_floating(column.type):
             column = pc.cast(column, pa.float64())
         out[name] = column.to_numpy(zero_copy_only=False)
-    return Columns(out, _kinds(table, columns))
+    return Columns(out, column_kinds(table, columns))
+
+
+def table_matrix(table: pa.Table, columns: Sequence[str]) -> NDArray[np.float64] | None:
+    """A table's ``columns`` as one float64 matrix (Fortran order, a column per name), or None.
+
+    None when a column is not an integer or floating-point column, or holds a null: the
+    caller then takes the general path (:func:`table_columns`). Each Arrow chunk is copied
+    once, straight into its place in the matrix. NaN and infinities are kept as they are.
+    """
+    import pyarrow as pa
+
+    out = np.empty((table.num_rows, len(columns)), dtype=np.float64, order="F")
+    for j, name in enumerate(columns):
+        column = table.column(name)
+        kind = column.type
+        if column.null_count or not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            return None
+        start = 0
+        for chunk in column.chunks:
+            values = chunk.to_numpy(zero_copy_only=False)
+            out[start : start + len(values), j] = values
+            start += len(values)
+    return out
 
 
 class Columns(dict[str, Any]):
-    """A partition's columns (name to numpy array) and each one's kind (see :func:`_kinds`)."""
+    """A partition's columns (name to numpy array) and each one's kind (:func:`column_kinds`)."""
 
     def __init__(self, data: dict[str, Any], kinds: dict[str, str]) -> None:
         super().__init__(data)
@@ -273,7 +316,7 @@ class Columns(dict[str, Any]):
         return Columns({k: v[mask] for k, v in self.items()}, self.kinds)
 
 
-def _kinds(table: pa.Table, columns: Sequence[str]) -> dict[str, str]:
+def column_kinds(table: pa.Table, columns: Sequence[str]) -> dict[str, str]:
     """Each column's kind: ``number``, ``text``, ``bool`` or ``null`` (no value at all)."""
     import pyarrow as pa
 

@@ -21,16 +21,18 @@ from its quantiles); for categories exact counts.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from regressops.compute.engines import ComputeRequest, Engine
-from regressops.compute.partitions import Partition, check_same_kinds, read_columns
-from regressops.compute.rows import Side, SplitPlan, select
+from regressops.compute.partitions import Columns, Partition, check_same_kinds, read_columns
+from regressops.compute.rows import Side, SplitPlan, row_keys, select
 from regressops.compute.sketch import Counts, Moments, QuantileSummary, bin_counts
 from regressops.errors import DataError
 from regressops.features import CategoricalFeature, FeatureSpec, NumericFeature
@@ -70,6 +72,46 @@ class ColumnProfile:
 
 
 @dataclass(frozen=True)
+class RowSample:
+    """A uniform random sample of rows, mergeable: each row gets a seeded random key and the
+    ``size`` rows with the smallest keys are kept (a bottom-k sample), so the merged sample is a
+    uniform sample of all rows whatever the partitioning, without knowing the row count first.
+
+    Attributes
+    ----------
+    keys : ndarray
+        The kept rows' keys.
+    columns : dict of str to ndarray
+        The kept rows' values.
+    size : int
+        Rows kept at most.
+    """
+
+    keys: NDArray[np.float64]
+    columns: Mapping[str, Any]
+    size: int
+
+    @classmethod
+    def of(cls, frame: Mapping[str, Any], keys: NDArray[np.float64], size: int) -> RowSample:
+        """The rows of ``frame`` with the ``size`` smallest ``keys``."""
+        keep = np.argpartition(keys, size)[:size] if keys.size > size else np.arange(keys.size)
+        return cls(keys[keep], {n: np.asarray(v)[keep] for n, v in frame.items()}, size)
+
+    def merge(self, other: RowSample) -> RowSample:
+        """The sample of both partitions' rows."""
+        keys = np.concatenate([self.keys, other.keys])
+        both = {n: np.concatenate([v, other.columns[n]]) for n, v in self.columns.items()}
+        return RowSample.of(both, keys, self.size)
+
+    def frame(self) -> Any:
+        """The sampled rows as a DataFrame (in key order: a random order)."""
+        import pandas as pd
+
+        order = np.argsort(self.keys, kind="stable")
+        return pd.DataFrame({n: v[order] for n, v in self.columns.items()})
+
+
+@dataclass(frozen=True)
 class TableProfile:
     """Profiles of the columns of an input, and the rows of each partition.
 
@@ -82,12 +124,15 @@ class TableProfile:
         Rows on the profiled side per partition index.
     first : str
         Label of the first partition the kinds came from (for messages).
+    sample : RowSample or None
+        A uniform random sample of the profiled rows (when asked for).
     """
 
     columns: Mapping[str, ColumnProfile]
     kinds: Mapping[str, str]
     rows: Mapping[int, int]
     first: str = ""
+    sample: RowSample | None = None
 
     @property
     def n_rows(self) -> int:
@@ -105,7 +150,13 @@ def merge_profiles(a: TableProfile, b: TableProfile) -> TableProfile:
         else first.columns[name]
         for name in first.columns
     }
-    return TableProfile(columns, kinds, {**first.rows, **second.rows}, first.first)
+    return TableProfile(
+        columns,
+        kinds,
+        {**first.rows, **second.rows},
+        first.first,
+        _merge_optional(first.sample, second.sample),
+    )
 
 
 def profile_partition(
@@ -116,12 +167,42 @@ def profile_partition(
     plan: SplitPlan | None = None,
     side: Side = "all",
     edges: Mapping[str, NDArray[np.float64]] | None = None,
+    sample_size: int = 0,
 ) -> TableProfile:
-    """Profile one partition's ``columns`` (its rows on ``side`` of ``plan``'s split)."""
+    """Profile one partition's ``columns`` (its rows on ``side`` of ``plan``'s split), with a
+    bottom-k :class:`RowSample` of ``sample_size`` rows (keys seeded by the plan's seed and
+    the partition's place in the input)."""
     frame = read_columns(part, columns)
-    kinds = frame.kinds
+    sample = sample_rows(frame, part, plan, side, sample_size) if sample_size > 0 else None
     if plan is not None:
         frame = select(frame, part, plan, side)
+    profile = profile_frame(frame, part, columns=columns, categorical=categorical, edges=edges)
+    return dataclasses.replace(profile, sample=sample)
+
+
+def sample_rows(
+    frame: Columns, part: Partition, plan: SplitPlan | None, side: Side, size: int
+) -> RowSample:
+    """A bottom-k :class:`RowSample` of ``size`` of the rows of ``frame`` (all of ``part``'s
+    rows) on ``side`` of ``plan``: each row's key is :func:`~regressops.compute.rows.row_keys`
+    of its identity, so the merged sample does not depend on the partitioning."""
+    seed = plan.seed if plan is not None else 0
+    keys = Columns({"key": row_keys(seed, part.file_index, part.first_row, len(frame))}, {})
+    if plan is not None:
+        frame, keys = select(frame, part, plan, side), select(keys, part, plan, side)
+    return RowSample.of(frame, keys["key"], size)
+
+
+def profile_frame(
+    frame: Columns,
+    part: Partition,
+    *,
+    columns: Sequence[str],
+    categorical: Sequence[str] = (),
+    edges: Mapping[str, NDArray[np.float64]] | None = None,
+) -> TableProfile:
+    """Profile ``columns`` of rows already read from ``part`` (and selected)."""
+    kinds = frame.kinds
     profiles = {}
     for name in columns:
         column = frame[name]
@@ -148,8 +229,10 @@ def profile_input(
     plan: SplitPlan | None = None,
     side: Side = "all",
     edges: Mapping[str, NDArray[np.float64]] | None = None,
+    sample_size: int = 0,
 ) -> TableProfile:
-    """One pass over ``partitions``: the combined profile of ``columns``.
+    """One pass over ``partitions``: the combined profile of ``columns`` (and a uniform random
+    sample of ``sample_size`` of its rows, :attr:`TableProfile.sample`).
 
     Raises
     ------
@@ -167,6 +250,7 @@ def profile_input(
         plan=plan,
         side=side,
         edges=edges,
+        sample_size=sample_size,
     )
     return engine.map_reduce(task, list(partitions), merge_profiles)
 

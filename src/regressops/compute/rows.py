@@ -24,6 +24,8 @@ Side = Literal["train", "test", "all"]
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
+_MASK = 2**64 - 1
+_KEY_SALT = 0x5EED_C0DE_D1CE_F00D  # sample keys: another stream than the split's
 
 
 @dataclass(frozen=True)
@@ -74,16 +76,35 @@ def held_out(plan: SplitPlan, file_index: int, first_row: int, n: int) -> NDArra
     """
     if plan.test_size == 0:
         return np.zeros(n, dtype=np.bool_)
-    with np.errstate(over="ignore"):
-        key = _mix(np.uint64(plan.seed) ^ (np.uint64(file_index) * _M2))
-        rows = np.arange(first_row, first_row + n, dtype=np.uint64)
-        hashed = _mix(rows ^ key)
+    hashed = _row_hashes(plan.seed, file_index, first_row, n)
     return (hashed >> np.uint64(11)) < np.uint64(int(plan.test_size * 2**53))
+
+
+def row_keys(seed: int, file_index: int, first_row: int, n: int) -> NDArray[np.float64]:
+    """A random number in [0, 1) for each of ``n`` rows starting at ``first_row`` of file
+    ``file_index``: a function of the row's identity, so the same whatever the partitioning
+    (independent of :func:`held_out`'s hash at the same seed).
+
+    Examples
+    --------
+    >>> keys = row_keys(3, 1, 0, 1_000)
+    >>> bool((row_keys(3, 1, 400, 5) == keys[400:405]).all()), bool(0 <= keys.min())
+    (True, True)
+    """
+    hashed = _row_hashes(seed ^ _KEY_SALT, file_index, first_row, n)
+    return (hashed >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def _row_hashes(seed: int, file_index: int, first_row: int, n: int) -> NDArray[np.uint64]:
+    with np.errstate(over="ignore"):
+        key = _mix(np.uint64(seed & _MASK) ^ (np.uint64(file_index) * _M2))
+        rows = np.arange(first_row, first_row + n, dtype=np.uint64)
+        return np.asarray(_mix(rows ^ key))
 
 
 def select(columns: Columns, part: Partition, plan: SplitPlan, side: Side) -> Columns:
     """The rows of one partition's columns on ``side`` of the split."""
-    if side == "all":
-        return columns
+    if side == "all" or (side == "train" and plan.test_size == 0):
+        return columns  # every row trains: no copy
     mask = held_out(plan, part.file_index, part.first_row, len(columns))
     return columns.take(mask if side == "test" else ~mask)

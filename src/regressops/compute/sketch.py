@@ -159,10 +159,14 @@ class QuantileSummary:
     @classmethod
     def of(cls, values: FloatArray, k: int = DEFAULT_SUMMARY_SIZE) -> QuantileSummary:
         """Summarise one partition's finite values."""
-        finite = np.sort(values[np.isfinite(values)])
+        return cls.of_sorted(np.sort(values[np.isfinite(values)]), k)
+
+    @classmethod
+    def of_sorted(cls, finite: FloatArray, k: int = DEFAULT_SUMMARY_SIZE) -> QuantileSummary:
+        """Summarise one partition's finite values, already sorted (ascending; not kept)."""
         n = finite.size
         if n <= k:
-            return cls(finite, np.ones(n), 0.0, k)
+            return cls(finite.copy(), np.ones(n), 0.0, k)
         step = math.ceil(n / k)
         # the middle element of each block of ``step`` values stands for the block
         starts = np.arange(0, n, step)

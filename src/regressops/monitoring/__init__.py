@@ -9,5 +9,6 @@
 - :mod:`~regressops.monitoring.tables` — CSV/Parquet tables as reference or current data;
 - :mod:`~regressops.monitoring.performance` — labels joined with predictions, the verdict;
 - :mod:`~regressops.monitoring.report_html` — the self-contained ``report.html``;
-- :mod:`~regressops.monitoring.monitor` — the ``regressops monitor`` stage.
+- :mod:`~regressops.monitoring.monitor` — the ``regressops monitor`` stage;
+- :mod:`~regressops.monitoring.live` — the server's rolling window and its live drift.
 """

@@ -195,6 +195,14 @@ class CurrentColumn:
             self._ecdf = stats.ks_wasserstein(ref.sorted, self.sorted)
         return self._ecdf
 
+    def ks_p_value(self, ref: FittedColumn) -> float:
+        """The two-sided KS p-value against ``ref`` (as ``scipy.stats.ks_2samp``)."""
+        return stats.ks_p_value(self.ecdf(ref)[0], ref.sorted, self.sorted)
+
+    def binned(self, edges: np.ndarray) -> np.ndarray:
+        """Counts in the bins ``(-inf, e0], (e0, e1], ..., (ek, inf)`` (PSI)."""
+        return stats.binned_counts(self.sorted, edges)
+
     def counts(self, ref: FittedColumn) -> dict[str, int]:
         """Count of each category (a discrete numeric column is counted by value)."""
         if isinstance(self._values, dict):

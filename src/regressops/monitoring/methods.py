@@ -73,7 +73,7 @@ class Method:
 
 
 def _ks(ref: FittedColumn, cur: CurrentColumn) -> float:
-    return stats.ks_p_value(cur.ecdf(ref)[0], ref.sorted, cur.sorted)
+    return cur.ks_p_value(ref)
 
 
 def _wasserstein(ref: FittedColumn, cur: CurrentColumn) -> float:
@@ -100,17 +100,17 @@ def _z(ref: FittedColumn, cur: CurrentColumn) -> float:
 
 
 def _jensenshannon(ref: FittedColumn, cur: CurrentColumn) -> float:
-    from scipy.spatial.distance import jensenshannon
-
     r, c = _counts(ref, cur)
-    return float(jensenshannon(r, c))
+    return stats.jensen_shannon(r, c)
 
 
 def _psi(ref: FittedColumn, cur: CurrentColumn) -> float:
     if ref.discrete:
         r, c = _counts(ref, cur)
         return stats.psi_shares(r, c)
-    return stats.psi(ref.sorted, cur.sorted, ref.psi_edges)
+    return stats.psi_shares(
+        stats.binned_counts(ref.sorted, ref.psi_edges), cur.binned(ref.psi_edges)
+    )
 
 
 METHODS: dict[str, Method] = {

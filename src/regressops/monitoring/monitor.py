@@ -26,9 +26,14 @@ from regressops.errors import ConfigError, DataError
 from regressops.monitoring.drift import DriftDetector, DriftResult
 from regressops.monitoring.fitted import CurrentColumn
 from regressops.monitoring.performance import (
+    Labels,
     Performance,
+    ShadowComparison,
+    compare_shadow,
     join_labels,
     judge_performance,
+    measure_shadow,
+    read_label_sink,
     read_labels,
 )
 from regressops.monitoring.reference import ReferenceProfile, build_reference, load_reference
@@ -71,7 +76,13 @@ class MonitorRequest:
     target : str or None
         The column that is not a feature (its values give performance with a model).
     labels : Path or None
-        ``request_id,row,label`` rows joined with the logged predictions.
+        ``request_id,row,label`` rows joined with the logged predictions (default: the labels
+        ``POST /feedback`` stored beside the prediction log, when there are any).
+    shadow : str or None
+        The challenger to compare with the model on the labelled rows: a bundle directory or
+        ``models:/NAME@ALIAS``. With the log, its rows logged in shadow (default: the
+        challenger the log holds shadow rows of, the one with most rows); with a table, its
+        predictions of the table's rows.
     """
 
     model: str | None = None
@@ -83,6 +94,7 @@ class MonitorRequest:
     current_data: Path | None = None
     target: str | None = None
     labels: Path | None = None
+    shadow: str | None = None
 
 
 @dataclass
@@ -95,10 +107,21 @@ class MonitorReport:
     current: dict[str, Any]
     model: dict[str, Any] | None
     generated_at: str
+    approximation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The content of ``drift.json``."""
+        """The content of ``drift.json``.
+
+        A window judged from partition statistics (``monitor --engine dask``) adds an
+        ``approximation`` to each judged column: exact, or the statistic's bound.
+        """
         doc = self.drift.to_dict()
+        approx = self.approximation or {}
+        for name, part in approx.get("features", {}).items():
+            doc["features"][name]["approximation"] = part
+        for extra in ("prediction", "target"):
+            if approx.get(extra) is not None and doc.get(extra) is not None:
+                doc[extra]["approximation"] = approx[extra]
         return {
             "status": doc.pop("status"),
             "dataset_drift": doc.pop("dataset_drift"),
@@ -158,19 +181,9 @@ def run_monitor(request: MonitorRequest, *, settings: Settings | None = None) ->
     """
     settings = settings or get_settings()
     s = settings.monitor
-    bundle, bundle_dir = _load_model(request.model, settings)
-    if bundle is None and request.reference_data is None and request.reference_dataset is None:
-        raise ConfigError(
-            "nothing to compare with: give --model, or --reference-data FILE with "
-            "--current-data FILE",
-            reason="no_reference",
-        )
-    if bundle is None and request.current_data is None:
-        raise ConfigError(
-            "without --model there is no prediction log to read: give --current-data FILE",
-            reason="no_current",
-        )
-    reference = _reference(request, bundle, bundle_dir, settings)
+    bundle, reference = resolve_reference(
+        request, settings=settings, has_current=request.current_data is not None
+    )
     detector = DriftDetector(settings=s).fit(reference)
     kinds = {n: p.kind for n, p in reference.features.items()}
     performance: Performance | None = None
@@ -197,16 +210,40 @@ def run_monitor(request: MonitorRequest, *, settings: Settings | None = None) ->
                 performance = judge_performance(
                     y[keep], preds[keep], reference=bundle.metrics, settings=s
                 )
+                if request.shadow is not None:
+                    challenger, _ = _load_model(request.shadow, settings)
+                    assert challenger is not None
+                    check_columns(
+                        frame,
+                        challenger.spec.names,
+                        what=f"current data {request.current_data} for the challenger",
+                    )
+                    performance = dataclasses.replace(
+                        performance,
+                        labels_source=f"column {request.target} of {request.current_data}",
+                        shadow=measure_shadow(
+                            y[keep],
+                            preds[keep],
+                            _predict(challenger, frame)[keep],
+                            identity=(challenger.name, challenger.version, bundle.version),
+                            settings=s,
+                        ),
+                    )
     else:
         assert bundle is not None
-        window, current = _log_window(request, bundle, kinds, settings)
-        if request.labels is not None:
-            labels = read_labels(request.labels)
+        labels = _labels(request, settings)
+        window, current = _log_window(request, bundle, kinds, settings, keep_ids=labels is not None)
+        if labels is not None:
+            segments, predictions = window.segments(), window.predictions()
             y_true, y_pred, unmatched = join_labels(
-                labels, segments=window.segments(), predictions=window.predictions()
+                labels, segments=segments, predictions=predictions
             )
-            performance = judge_performance(
-                y_true, y_pred, unmatched=unmatched, reference=bundle.metrics, settings=s
+            performance = dataclasses.replace(
+                judge_performance(
+                    y_true, y_pred, unmatched=unmatched, reference=bundle.metrics, settings=s
+                ),
+                labels_source=labels.source,
+                shadow=_shadow(request, bundle, labels, (segments, predictions), settings),
             )
     if window.rows == 0:
         raise DataError("the current data has no rows", reason="empty_window")
@@ -224,6 +261,42 @@ def run_monitor(request: MonitorRequest, *, settings: Settings | None = None) ->
         model=model,
         generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
+
+
+def resolve_reference(
+    request: MonitorRequest, *, settings: Settings, has_current: bool
+) -> tuple[ModelBundle | None, ReferenceProfile]:
+    """The model (if any) and the reference a window is compared with.
+
+    Parameters
+    ----------
+    request : MonitorRequest
+        The model and the reference options.
+    settings : Settings
+        The monitor's settings and the home.
+    has_current : bool
+        A current table is given (without a model there is no log to read).
+
+    Raises
+    ------
+    ConfigError
+        Neither a model nor a reference table; no current data without a model.
+    BundleError, DataError, RegistryError
+        See :func:`run_monitor`.
+    """
+    bundle, bundle_dir = _load_model(request.model, settings)
+    if bundle is None and request.reference_data is None and request.reference_dataset is None:
+        raise ConfigError(
+            "nothing to compare with: give --model, or --reference-data FILE with "
+            "--current-data FILE",
+            reason="no_reference",
+        )
+    if bundle is None and not has_current:
+        raise ConfigError(
+            "without --model there is no prediction log to read: give --current-data FILE",
+            reason="no_current",
+        )
+    return bundle, _reference(request, bundle, bundle_dir, settings)
 
 
 def check_output_dir(directory: str | os.PathLike[str]) -> Path:
@@ -347,8 +420,64 @@ def _predict(bundle: ModelBundle, frame: pd.DataFrame) -> np.ndarray:
     return np.asarray(bundle.predict_matrix(spec.transform(frame)), dtype=np.float64)
 
 
+def _labels(request: MonitorRequest, settings: Settings) -> Labels | None:
+    """``--labels FILE``, else the labels ``POST /feedback`` stored beside the log (if any)."""
+    from regressops.serving.log.labels import labels_target
+
+    if request.labels is not None:
+        return read_labels(request.labels)
+    log = request.prediction_log or settings.serve.prediction_log
+    labels = read_label_sink(labels_target(log, settings.home))
+    return labels if labels is not None and len(labels) else None
+
+
+def _shadow(
+    request: MonitorRequest,
+    bundle: ModelBundle,
+    labels: Labels,
+    champion: tuple[Any, np.ndarray],
+    settings: Settings,
+) -> ShadowComparison | None:
+    """The challenger in shadow against the champion on the labelled rows both scored.
+
+    None when the log holds no shadow rows in the time range and no ``--shadow`` was named.
+    """
+    from regressops.serving.log.reader import require_log_target
+
+    where = require_log_target(
+        request.prediction_log or settings.serve.prediction_log, settings.home
+    )
+    sel = LogSelection(since=request.selection.since, until=request.selection.until, shadow=True)
+    if request.shadow is not None:
+        challenger, _ = _load_model(request.shadow, settings)
+        assert challenger is not None
+        name, version = challenger.name, challenger.version
+        sel = dataclasses.replace(sel, model_name=name, model_version=version)
+        window = read_window(where, kinds={}, selection=sel, keep_ids=True)
+    else:
+        window = read_window(where, kinds={}, selection=sel, keep_ids=True)
+        if not window.models:
+            return None
+        (name, version), _ = window.models.most_common(1)[0]
+        if len(window.models) > 1:  # several challengers took turns: the one with most rows
+            sel = dataclasses.replace(sel, model_name=name, model_version=version)
+            window = read_window(where, kinds={}, selection=sel, keep_ids=True)
+    return compare_shadow(
+        labels,
+        champion=champion,
+        shadow=(window.segments(), window.predictions()),
+        identity=(name, version, bundle.version),
+        settings=settings.monitor,
+    )
+
+
 def _log_window(
-    request: MonitorRequest, bundle: ModelBundle, kinds: dict[str, str], settings: Settings
+    request: MonitorRequest,
+    bundle: ModelBundle,
+    kinds: dict[str, str],
+    settings: Settings,
+    *,
+    keep_ids: bool,
 ) -> tuple[LogWindow, dict[str, Any]]:
     from regressops.serving.log.reader import require_log_target
 
@@ -357,9 +486,7 @@ def _log_window(
     selection = dataclasses.replace(
         request.selection, model_name=bundle.name, model_version=bundle.version
     )
-    window = read_window(
-        where, kinds=kinds, selection=selection, keep_ids=request.labels is not None
-    )
+    window = read_window(where, kinds=kinds, selection=selection, keep_ids=keep_ids)
     if window.rows == 0:
         raise DataError(_empty_message(where, window, selection), reason="empty_window")
     current = {

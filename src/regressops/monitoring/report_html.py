@@ -79,6 +79,8 @@ def render_html(doc: dict[str, Any]) -> str:
         parts.append("<h2>Predictions</h2><div class='charts'>" + "".join(extra) + "</div>")
     if perf:
         parts.append("<h2>Performance</h2>" + _performance_table(perf))
+        if perf.get("shadow"):
+            parts.append("<h2>Challenger in shadow</h2>" + _shadow_table(perf["shadow"]))
     charts = [
         _figure(name, f, (dists.get("features") or {}).get(name) or {})
         for name, f in features.items()
@@ -181,6 +183,38 @@ def _performance_table(perf: dict[str, Any]) -> str:
         "<table id='performance'><tr><th>metric</th><th>labelled rows</th><th>model's test set"
         f"</th></tr>{rows}</table><p class='legend'>{_fmt(perf.get('rows_labelled'))} labelled "
         f"rows; {_fmt(perf.get('labels_unmatched'))} labels matched no logged row.</p>"
+    )
+
+
+def _shadow_table(shadow: dict[str, Any]) -> str:
+    """Both models' metrics on the same labelled rows, and the comparison's verdict."""
+    champion = shadow.get("champion") or {}
+    head = (
+        f"<tr><th>metric</th><th>challenger v{_fmt(shadow.get('model_version'))}</th>"
+        f"<th>champion v{_fmt(champion.get('model_version'))}</th></tr>"
+    )
+    rows = "".join(
+        f"<tr><td>{m}</td><td class='num'>{_fmt(shadow.get(m))}</td>"
+        f"<td class='num'>{_fmt(champion.get(m))}</td></tr>"
+        for m in ("r2", "rmse", "mse", "mae")
+    )
+    status = str(shadow.get("status"))
+    text = {
+        "better": "The challenger is better than the champion",
+        "not_better": "The challenger is not better than the champion",
+        "not_enough_data": "Not enough labelled rows to compare the challenger",
+    }.get(status, status)
+    change = shadow.get("rmse_change")
+    more = f" (RMSE {change:+.1%})" if isinstance(change, float) else ""
+    css = {"better": "ok", "not_better": "degraded"}.get(status, status)
+    return (
+        f"<section id='shadow-verdict' class='verdict {escape(css)}'><b>{escape(text)}</b>"
+        f"{_fmt(shadow.get('rows_labelled'))} labelled rows both scored{escape(more)}</section>"
+        f"<table id='shadow'>{head}{rows}</table><p class='legend'>"
+        f"{escape(str(shadow.get('model_name')))} version {_fmt(shadow.get('model_version'))} "
+        f"scored the served rows in shadow; {_fmt(shadow.get('labelled_without_shadow'))} "
+        "labelled rows it did not score are left out; at least "
+        f"{_fmt(shadow.get('min_labelled_rows'))} rows are needed for a verdict.</p>"
     )
 
 

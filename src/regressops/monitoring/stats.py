@@ -9,7 +9,9 @@ Each function equals its scipy reference (tests hold them to 1e-12 relative):
   call);
 - :func:`chi2_test` — :func:`scipy.stats.chi2_contingency` on the 2 × k table of counts, after
   sparse categories are pooled (:func:`pool_sparse`);
-- :func:`jensen_shannon` — :func:`scipy.spatial.distance.jensenshannon` of the two shares;
+- :func:`jensen_shannon` — :func:`scipy.spatial.distance.jensenshannon` of the two shares
+  (numpy only, like :func:`ks_wasserstein` and :func:`psi`: the methods the server's live drift
+  uses without SciPy);
 - :func:`two_proportion_z` — the pooled two-proportion Z-test;
 - :func:`psi` — the population stability index over the reference's decile bins.
 """
@@ -80,8 +82,12 @@ def ks_wasserstein(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
     inside = (first_ge >= 1) & ((first_ge == n) | (ref < cur[np.minimum(first_ge, n - 1)]))
     gaps, first = np.unique(first_ge[inside] - 1, return_index=True)
     length[gaps] = ref[inside][first] - cur[gaps]
+    # elementwise products and pairwise sums, as scipy computes it; not a dot product: a BLAS
+    # dot starts BLAS threads, which spin on a busy machine and take a core from the server
+    # whose background thread runs this
     np.abs(diff, out=diff)
-    wasserstein = float(np.vecdot(diff, length))
+    diff *= length
+    wasserstein = float(diff.sum())
     del diff, length
     next_ref = np.empty(m, dtype=np.float64)
     next_ref[:-1] = ref[1:]
@@ -89,7 +95,8 @@ def ks_wasserstein(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
     next_cur = np.where(first_ge < n, cur[np.minimum(first_ge, n - 1)], np.inf)
     ends = np.minimum(next_ref, next_cur)
     piece = np.where(np.isfinite(ends), ends - ref, 0.0)
-    wasserstein += float(np.vecdot(np.abs(at_ref), piece))
+    piece *= np.abs(at_ref)
+    wasserstein += float(piece.sum())
     return d, wasserstein
 
 
@@ -101,6 +108,14 @@ def ks_p_value(d: float, ref: np.ndarray, cur: np.ndarray) -> float:
     if max(n1, n2) <= KS_EXACT_MAX_N:
         # Small samples: scipy's exact distribution (its cost is in the p-value, not the sort).
         return float(stats.ks_2samp(ref, cur).pvalue)
+    return ks_asymptotic_p_value(d, n1, n2)
+
+
+def ks_asymptotic_p_value(d: float, n1: int, n2: int) -> float:
+    """The two-sided KS p-value of statistic ``d`` for samples of ``n1`` and ``n2`` values, from
+    the distribution scipy's ``ks_2samp`` uses when a sample has more than 10,000 values."""
+    from scipy import stats
+
     m, n = sorted([float(n1), float(n2)], reverse=True)
     en = m * n / (m + n)
     return float(np.clip(stats.kstwo.sf(d, np.round(en)), 0, 1))
@@ -185,10 +200,17 @@ def jensen_shannon(r: np.ndarray, c: np.ndarray) -> float:
     """The Jensen–Shannon distance (natural log) of two count vectors' shares."""
     p, q = r / r.sum(), c / c.sum()
     m = (p + q) / 2.0
-    from scipy.special import rel_entr
-
-    js = (rel_entr(p, m).sum() + rel_entr(q, m).sum()) / 2.0
+    js = (_rel_entr(p, m).sum() + _rel_entr(q, m).sum()) / 2.0
     return float(np.sqrt(js))
+
+
+def _rel_entr(p: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``p * log(p / m)`` with 0 where ``p`` is 0 (:func:`scipy.special.rel_entr`; ``m > 0``
+    wherever ``p > 0`` here), in numpy: the server's live drift runs without SciPy."""
+    out = np.zeros_like(p)
+    present = p > 0
+    out[present] = p[present] * np.log(p[present] / m[present])
+    return out
 
 
 def psi_shares(r: np.ndarray, c: np.ndarray) -> float:

@@ -5,7 +5,8 @@ A JSON line of the prediction log holds one request's rows column by column
 per numeric feature (``None`` → NaN) and a count per category, kept in a list per column and
 joined only when the detector asks for that column (so the window's memory is its float64 size
 plus one column). The SQL sink is read in chunks of :data:`SQL_CHUNK` rows with the filters in
-the query. Filters: the model's name and version, a time range, the last N rows.
+the query. Filters: the model's name and version, a time range, the last N rows, and the served
+rows or the rows a challenger in shadow scored (endpoint ``shadow:…``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import orjson
 
 from regressops.errors import ConfigError, DataError
 from regressops.monitoring.fitted import CurrentColumn
+from regressops.monitoring.performance import Segments
+from regressops.serving.log.batch import SHADOW_PREFIX
 from regressops.serving.log.reader import recover_line
 from regressops.serving.log.segments import segment_paths
 
@@ -48,6 +51,9 @@ class LogSelection:
         Rows logged at or after ``since`` and at or before ``until`` (timezone-aware).
     last : int or None
         The last ``last`` rows that pass the other filters.
+    shadow : bool
+        False: the rows the server answered; True: the rows a challenger in shadow scored
+        (logged with the endpoint ``shadow:<endpoint>``).
     """
 
     model_name: str | None = None
@@ -55,10 +61,13 @@ class LogSelection:
     since: datetime | None = None
     until: datetime | None = None
     last: int | None = None
+    shadow: bool = False
 
     def describe(self) -> str:
         """One line for errors and the report."""
         parts = [f"model {self.model_name}" if self.model_name else "any model"]
+        if self.shadow:
+            parts[0] += " in shadow"
         if self.model_version:
             parts.append(f"version {self.model_version}")
         if self.since:
@@ -79,8 +88,9 @@ class _Block:
     categorical: dict[str, list[Any]]
     predictions: np.ndarray
     ts: tuple[str, str]
-    ids: list[tuple[str, int, int]] | None  # (request_id, first_row, rows) per request
+    ids: list[tuple[str, int, int]] | None  # (request_id, first_row, rows) per run of a request
     versions: Counter[str] = field(default_factory=Counter)
+    models: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def tail(self, n: int) -> _Block:
         """The last ``n`` rows of the block."""
@@ -103,6 +113,7 @@ class _Block:
             ids,
             # a log line holds one version; SQL chunks (several) are never cut: LIMIT does it
             Counter(dict.fromkeys(self.versions, n)),
+            Counter(dict.fromkeys(self.models, n)),
         )
 
 
@@ -118,6 +129,8 @@ class LogWindow:
         Time of the first and last request in it.
     versions : Counter
         Rows per model version in the window.
+    models : Counter
+        Rows per ``(model_name, model_version)`` in the window.
     seen : Counter
         Rows per ``(model_name, model_version)`` in the whole log read (for error messages).
     """
@@ -126,6 +139,7 @@ class LogWindow:
     first_ts: str | None = None
     last_ts: str | None = None
     versions: Counter[str] = field(default_factory=Counter)
+    models: Counter[tuple[str, str]] = field(default_factory=Counter)
     seen: Counter[tuple[str, str]] = field(default_factory=Counter)
     _numeric: dict[str, list[np.ndarray]] = field(default_factory=dict)
     _categorical: dict[str, tuple[Counter[str], int]] = field(default_factory=dict)
@@ -154,12 +168,9 @@ class LogWindow:
             self._predictions = [np.concatenate(self._predictions)]
         return self._predictions[0] if self._predictions else np.empty(0)
 
-    def segments(self) -> dict[str, list[tuple[int, int, int]]]:
-        """Per request id, ``(first_row, rows, offset)`` of its rows (needs ``keep_ids``)."""
-        index: dict[str, list[tuple[int, int, int]]] = {}
-        for rid, first, count, offset in self._ids or ():
-            index.setdefault(rid, []).append((first, count, offset))
-        return index
+    def segments(self) -> Segments:
+        """The window's rows as runs of one request's rows (needs ``keep_ids``)."""
+        return Segments.from_runs(self._ids or [])
 
     def _add(self, block: _Block) -> None:
         for name, values in block.numeric.items():
@@ -179,6 +190,7 @@ class LogWindow:
                 offset += count
         self.rows += block.rows
         self.versions.update(block.versions)
+        self.models.update(block.models)
         if self.first_ts is None or block.ts[0] < self.first_ts:
             self.first_ts = block.ts[0]
         if self.last_ts is None or block.ts[1] > self.last_ts:
@@ -254,6 +266,7 @@ def _file_blocks(
         try:
             key = (str(doc["model_name"]), str(doc["model_version"]))
             ts, n = str(doc["ts"]), int(doc["rows"])
+            shadow = str(doc["endpoint"]).startswith(SHADOW_PREFIX)
         except (KeyError, TypeError, ValueError):
             raise DataError(
                 f"line {number} of {path} is not a prediction log line", reason="bad_log_line"
@@ -263,11 +276,12 @@ def _file_blocks(
             and (sel.model_version is None or key[1] == sel.model_version)
             and (since is None or ts >= since)
             and (until is None or ts <= until)
+            and shadow == sel.shadow
         )
         if not keep:
             yield None, key, n
             continue
-        ids = [(str(doc["request_id"]), int(doc.get("first_row", 0)), n)] if keep_ids else None
+        ids = _line_ids(doc, n, f"line {number} of {path}") if keep_ids else None
         block = _columns(
             doc.get("features"),
             doc.get("predictions"),
@@ -278,7 +292,27 @@ def _file_blocks(
             f"line {number} of {path}",
         )
         block.versions[key[1]] = n
+        block.models[key] = n
         yield block, key, n
+
+
+def _line_ids(doc: dict[str, Any], n: int, where: str) -> list[tuple[str, int, int]]:
+    """``(request_id, first_row, rows)`` runs of a log line: one for a request's line, one per
+    run of consecutive rows of a request for a line of several (the shadow model's)."""
+    ids, rows = doc.get("request_ids"), doc.get("request_rows")
+    if ids is None:
+        return [(str(doc["request_id"]), int(doc.get("first_row", 0)), n)]
+    if not isinstance(ids, list) or not isinstance(rows, list) or not len(ids) == len(rows) == n:
+        raise DataError(
+            f"{where}: request_ids and request_rows do not match its rows", reason="bad_log_line"
+        )
+    runs: list[tuple[str, int, int]] = []
+    for rid, row in zip(ids, rows, strict=True):
+        if runs and runs[-1][0] == rid and runs[-1][1] + runs[-1][2] == row:
+            runs[-1] = (rid, runs[-1][1], runs[-1][2] + 1)
+        else:
+            runs.append((str(rid), int(row), 1))
+    return runs
 
 
 def _lines(path: Path) -> Iterator[dict[str, Any]]:
@@ -421,6 +455,8 @@ def _sql_blocks(
             query = query.where(c.ts >= sel.since)
         if sel.until is not None:
             query = query.where(c.ts <= sel.until)
+        shadow_rows = c.endpoint.like(SHADOW_PREFIX + "%")
+        query = query.where(shadow_rows if sel.shadow else sa.not_(shadow_rows))
         if sel.last is not None:  # the newest N, then back into log order
             inner = query.order_by(c.id.desc()).limit(sel.last).subquery()
             query = sa.select(inner).order_by(inner.c.id)
@@ -465,6 +501,7 @@ def _sql_block(rows: Iterable[Any], kinds: Mapping[str, str], keep_ids: bool) ->
         "the prediction log table",
     )
     block.versions.update(str(r.model_version) for r in rows)
+    block.models.update((str(r.model_name), str(r.model_version)) for r in rows)
     return block
 
 

@@ -15,6 +15,7 @@ promotion across machines).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -30,7 +31,14 @@ from typing import Any, Literal
 
 from regressops.alerts.dispatch import emit
 from regressops.config import Settings, get_settings
-from regressops.errors import ConfigError, RegistryError, RegressopsError, ValidationFailed
+from regressops.errors import (
+    ConfigError,
+    DataError,
+    ModelError,
+    RegistryError,
+    RegressopsError,
+    ValidationFailed,
+)
 from regressops.reasons import Reason
 
 logger = logging.getLogger(__name__)
@@ -154,7 +162,12 @@ def retrain(request: RetrainRequest, *, settings: Settings | None = None) -> Ret
             _run(request, record, name, settings)
     except RegressopsError as exc:
         record.status = "failed"
-        record.error = {"reason": exc.reason, "message": exc.message, "type": type(exc).__name__}
+        record.error = {
+            "stage": next(reversed(record.timings), "start"),  # the last step begun: it failed
+            "reason": exc.reason,
+            "message": exc.message,
+            "type": type(exc).__name__,
+        }
         if not request.dry_run and exc.reason != Reason.RETRAIN_BUSY:
             _event(settings, record, "retrain.failed", {"error": record.error})
         raise
@@ -174,6 +187,7 @@ def _run(request: RetrainRequest, record: RetrainRecord, name: str, settings: Se
     with record.timed("monitor"):
         doc = _monitor(request, record, peek, settings) if peek.rows_new else None
     record.triggered, record.reason = _decide(request.when, peek.rows_new, doc)
+    record.reason += _shadow_note(doc, record, name)
     if doc is not None and not request.dry_run:
         summary = {"drift": record.drift, "report": record.report}
         if doc.get("status") == "drift":
@@ -208,14 +222,26 @@ def _monitor(
     import pyarrow.parquet as pq
 
     from regressops.monitoring.monitor import MonitorRequest, run_monitor, write_report
+    from regressops.registry.resolve import parse_model_uri
 
+    challenger = _alias_version(
+        f"models:/{parse_model_uri(record.model).name}@challenger", settings
+    )
     with tempfile.TemporaryDirectory(prefix="regressops-retrain-") as tmp:
         current = Path(tmp) / "new-rows.parquet"
         pq.write_table(peek.new, current)
-        report = run_monitor(
-            MonitorRequest(model=record.model, current_data=current, target=peek.target),
-            settings=settings,
-        )
+        monitor = MonitorRequest(model=record.model, current_data=current, target=peek.target)
+        try:  # the @challenger, if any, is compared with the champion on the same new rows
+            shadow = f"models:/{parse_model_uri(record.model).name}/{challenger}"
+            report = run_monitor(
+                dataclasses.replace(monitor, shadow=shadow if challenger else None),
+                settings=settings,
+            )
+        except (DataError, ModelError) as exc:
+            if challenger is None:
+                raise
+            logger.warning("the @challenger v%s was not compared: %s", challenger, exc.message)
+            report = run_monitor(monitor, settings=settings)
     doc = report.to_dict()
     record.versions["champion_before"] = (report.model or {}).get("version")
     perf = doc.get("performance")
@@ -226,7 +252,8 @@ def _monitor(
         "drifted_features": doc.get("drifted_features", []),
         "rows": peek.rows_new,
         "performance": {
-            k: perf.get(k) for k in ("status", "rows_labelled", "rmse", "rmse_increase", "degraded")
+            k: perf.get(k)
+            for k in ("status", "rows_labelled", "rmse", "rmse_increase", "degraded", "shadow")
         }
         if perf
         else None,
@@ -269,6 +296,24 @@ def _decide(when: str, rows_new: int, doc: dict[str, Any] | None) -> tuple[bool,
     if perf.get("degraded"):
         return True, f"performance degraded on {rows_new} new labelled rows"
     return False, f"performance not degraded on {rows_new} new rows"
+
+
+def _shadow_note(doc: dict[str, Any] | None, record: RetrainRecord, name: str) -> str:
+    """A sentence for the reason when the @challenger beat the champion on the new rows."""
+    shadow = ((doc or {}).get("performance") or {}).get("shadow")
+    if not shadow or not shadow.get("better_than_champion"):
+        return ""
+    evidence = record.report.get("drift_json")
+    how = (
+        f"; promote it with `regressops models promote {name} {shadow['model_version']} "
+        f"--evidence {evidence}`"
+        if evidence
+        else ""
+    )
+    return (
+        f"; @challenger v{shadow['model_version']} beat the champion on {shadow['rows_labelled']} "
+        f"labelled new rows (rmse {shadow['rmse']:.6g} vs {shadow['champion']['rmse']:.6g}){how}"
+    )
 
 
 def _update_data(dataset: str, record: RetrainRecord, settings: Settings) -> None:

@@ -9,7 +9,10 @@ Aliases (MLflow's replacement for stages) carry the roles: ``@champion`` is what
 - ``regressops.replaced``: on a champion, the version it replaced (for reading; ``rollback``
   walks the registered model's champion history, :mod:`regressops.registry.champions`);
 - ``regressops.gates``: ``passed``, ``failed`` or ``forced`` (a forced promotion also marks
-  its history entry ``"forced": true``), and the metrics ``regressops.r2``, ``regressops.rmse``.
+  its history entry ``"forced": true``), and the metrics ``regressops.r2``, ``regressops.rmse``;
+- ``regressops.evidence``: on a version promoted on live evidence (``promote --evidence``, the
+  challenger in shadow against the champion on labelled rows), that evidence as JSON; its
+  history entry carries it too under ``"evidence"``.
 
 ``@challenger`` needs the absolute gates only; beating the champion is what ``@champion`` needs.
 
@@ -49,6 +52,7 @@ STATUS = "regressops.status"
 REPLACED = "regressops.replaced"
 GATES = "regressops.gates"
 HISTORY = "regressops.history"
+EVIDENCE = "regressops.evidence"
 EPOCH = "regressops.champion_epoch"
 ACTOR_ENV = "REGRESSOPS_ACTOR"
 
@@ -152,6 +156,7 @@ def promote(
     why: str = "",
     check: GateCheckFn | None = None,
     force: bool = False,
+    evidence: dict[str, Any] | None = None,
 ) -> Change:
     """Give ``alias`` to ``name`` version ``version``, after its gates pass.
 
@@ -169,6 +174,9 @@ def promote(
         Gate check run under the lock against the current champion (see :data:`GateCheckFn`).
     force : bool
         Skip the gates (a reason is required and recorded).
+    evidence : dict, optional
+        Live evidence the check judged (``promote --evidence``); recorded on the version
+        (``regressops.evidence``) and in its history entry once promoted.
 
     Raises
     ------
@@ -228,7 +236,11 @@ def promote(
                 client.delete_registered_model_alias(name, CHALLENGER)
         elif previous is not None:
             _record(client, name, previous, "candidate", f"@challenger given to v{version}", True)
-        _record(client, name, str(version), alias, reason, status=True, gates=gates)
+        if evidence is not None:
+            _set_tag(client, name, str(version), EVIDENCE, tag_value(json.dumps(evidence), 4800))
+        _record(
+            client, name, str(version), alias, reason, status=True, gates=gates, evidence=evidence
+        )
     logger.info("%s v%s is now @%s (was %s)", name, version, alias, previous)
     return Change(name, str(version), f"@{alias}", previous, gates, summary, report)
 
@@ -382,6 +394,7 @@ def _record(
     why: str,
     status: bool = False,
     gates: str | None = None,
+    evidence: dict[str, Any] | None = None,
 ) -> None:
     """Tag who/when/why on a version and append the event to its history."""
     who, when = actor(), dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -396,6 +409,8 @@ def _record(
         event_doc: dict[str, Any] = {"event": event, "by": who, "at": when, "why": why[:300]}
         if gates == "forced":
             event_doc["forced"] = True
+        if evidence is not None:
+            event_doc["evidence"] = evidence
         entry = json.dumps(event_doc)
         lines.append(entry)
         while len("\n".join(lines)) > 4800 and len(lines) > 1:

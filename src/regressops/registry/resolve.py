@@ -212,13 +212,19 @@ def load_registered_bundle(uri: str) -> ModelBundle:
     The version's model card context (tag ``regressops.card``) is kept in the bundle's
     ``extra["card"]``, so the server shows the same card as the registry.
     """
+    return load_registered(uri)[0]
+
+
+def load_registered(uri: str) -> tuple[ModelBundle, Path]:
+    """:func:`load_registered_bundle` and the local directory it was loaded from (where the
+    server reads the bundle's drift reference)."""
     from regressops.models.bundle import load_bundle
 
     resolved = resolve_model(uri)
     bundle = load_bundle(resolved.path)
     if resolved.card is not None:
         bundle.extra["card"] = resolved.card.to_json()
-    return bundle
+    return bundle, resolved.path
 
 
 def alias_fingerprint(uri: str) -> str | None:

@@ -62,6 +62,18 @@ def load_model(ref: str | Path) -> ModelBundle:
     BundleError
         The bundle is missing or invalid.
     """
+    return load_model_dir(ref)[0]
+
+
+def load_model_dir(ref: str | Path) -> tuple[ModelBundle, Path]:
+    """:func:`load_model` and the local bundle directory it read (a ``models:/`` reference's
+    download), where the bundle's other files (the drift reference) are.
+
+    Raises
+    ------
+    ConfigError, BundleError, RegistryError
+        As :func:`load_model`.
+    """
     text = str(ref).strip()
     if not text:
         raise ConfigError(
@@ -70,10 +82,10 @@ def load_model(ref: str | Path) -> ModelBundle:
     scheme = scheme_of(text)
     if scheme is not None:
         _require_registry_scheme(scheme)
-        from regressops.registry.resolve import load_registered_bundle
+        from regressops.registry.resolve import load_registered
 
-        return load_registered_bundle(text)
-    return load_bundle(Path(text))
+        return load_registered(text)
+    return load_bundle(Path(text)), Path(text)
 
 
 def fingerprint(ref: str | Path) -> str | None:
@@ -96,4 +108,4 @@ def fingerprint(ref: str | Path) -> str | None:
     return f"{st.st_mtime_ns}:{st.st_size}"
 
 
-__all__ = ["REGISTRY_SCHEME", "fingerprint", "load_model", "scheme_of"]
+__all__ = ["REGISTRY_SCHEME", "fingerprint", "load_model", "load_model_dir", "scheme_of"]

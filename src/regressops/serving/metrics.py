@@ -13,7 +13,9 @@ Metrics (prefix ``regressops_``):
 - ``rows_predicted_total{endpoint}`` and ``prediction_value`` (distribution of predictions);
 - ``model_info{name,version,kind}`` = 1 for the model being served;
 - ``model_reloads_total{result}``, ``prediction_log_pending_rows``,
-  ``prediction_log_dropped_rows`` and ``prediction_log_failing``.
+  ``prediction_log_dropped_rows`` and ``prediction_log_failing``;
+- the live drift gauges of :mod:`regressops.serving.drift_watch` (``feature_drift_score``,
+  ``feature_drifted``, ``dataset_drift``, ``drift_window_rows``, ...), added as a collector.
 """
 
 from __future__ import annotations
@@ -102,6 +104,12 @@ class ServingMetrics:
         self._latency: dict[str, list[float]] = {}  # endpoint -> bucket counts + [sum]
         self._rows: dict[str, int] = {}
         self._values = [0.0] * (len(_VALUE_BUCKETS) + 2)  # bucket counts + [sum]
+        self._collectors: list[Any] = []  # computed at scrape time (live drift)
+
+    def add_collector(self, collector: Any) -> None:
+        """Export a collector's metrics too (read at each scrape, in either mode)."""
+        self._collectors.append(collector)
+        self.registry.register(collector)
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency (buffered until :meth:`flush`)."""
@@ -166,6 +174,8 @@ class ServingMetrics:
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
+            for collector in self._collectors:
+                registry.register(collector)
             return generate_latest(registry)
         return generate_latest(self.registry)
 

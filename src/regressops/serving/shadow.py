@@ -33,13 +33,12 @@ from regressops.errors import ConfigError, RegressopsError
 from regressops.models.bundle import ModelBundle
 from regressops.reasons import Reason
 from regressops.serving import loader
-from regressops.serving.log.batch import LogBatch
+from regressops.serving.log.batch import SHADOW_PREFIX, LogBatch
 from regressops.serving.log.queue import PredictionLogger
 from regressops.serving.predictor import Predictor, Scored
 
 logger = logging.getLogger(__name__)
 
-SHADOW_PREFIX = "shadow:"
 _DIFF_BUCKETS = (0.01, 0.1, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1e3, 1e4)
 
 

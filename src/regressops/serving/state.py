@@ -24,6 +24,7 @@ import anyio
 from regressops.config import Settings
 from regressops.errors import ConfigError, RegressopsError
 from regressops.serving import loader, supervision
+from regressops.serving.drift_watch import DriftWatch
 from regressops.serving.log.batch import LogBatch
 from regressops.serving.log.labels import LabelSink, labels_target
 from regressops.serving.log.process import open_server_sink
@@ -92,18 +93,24 @@ class ServingState:
                 max_pending_rows=settings.serve.shadow_max_pending_rows,
             )
         self._watch_task: asyncio.Task[None] | None = None
+        self.drift: DriftWatch | None = None  # live drift gauges (serve.drift)
+        if settings.serve.drift:
+            self.drift = DriftWatch(settings, shared_dir=multiprocess_dir())
+            self.metrics.add_collector(self.drift.collector)
         self._echo_pending = False  # an API reload's SIGHUP round will come back to this worker
 
     # ------------------------------------------------------------------ lifecycle
     def _load(self) -> Predictor:
         fingerprint = loader.fingerprint(self.model_ref)
-        bundle = loader.load_model(self.model_ref)
+        bundle, bundle_dir = loader.load_model_dir(self.model_ref)
         serve = self.settings.serve
         predictor = Predictor(
             bundle, max_rows=serve.max_rows, impute_missing=serve.missing_values == "impute"
         )
         if self.shadow is not None:
             self.shadow.prepare(predictor)  # a reload swaps both models or neither
+        if self.drift is not None:
+            self.drift.prepare(predictor, bundle_dir)  # a new reference, fitted once
         self._fingerprint = fingerprint
         return predictor
 
@@ -129,6 +136,8 @@ class ServingState:
         if self.shadow is not None:
             self.shadow.plog = self.plog
             self.shadow.start()
+        if self.drift is not None:
+            self.drift.start()
         loop = asyncio.get_running_loop()
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
@@ -157,6 +166,8 @@ class ServingState:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if self.shadow is not None:  # its last rows go to the log before the log closes
             await anyio.to_thread.run_sync(self.shadow.close)
+        if self.drift is not None:
+            await anyio.to_thread.run_sync(self.drift.close)
         if self._labels is not None:
             self._labels.close()
         if self.plog is not None:
@@ -169,6 +180,8 @@ class ServingState:
         self.predictor = predictor
         if self.shadow is not None:
             self.shadow.install()
+        if self.drift is not None:
+            self.drift.install()  # a new window; the old version's gauges go
         b = predictor.bundle
         self.metrics.set_model(b.name, b.version, b.kind)
         for callback in self.on_model_change:
@@ -290,10 +303,12 @@ class ServingState:
         started: float,
         log: bool = True,
     ) -> None:
-        """Count a prediction in the metrics, queue its rows for the prediction log and the
-        shadow model (``log=False``: count them as dropped instead; the shadow then skips them
-        too, adding nothing to a log that cannot be written)."""
+        """Count a prediction in the metrics, queue its rows for the live drift window, the
+        prediction log and the shadow model (``log=False``: count them as dropped instead; the
+        shadow then skips them too, adding nothing to a log that cannot be written)."""
         self.metrics.observe_predictions(endpoint, scored.predictions)
+        if self.drift is not None:
+            self.drift.submit(scored.features, len(scored.predictions))
         if self.plog is not None and not log:
             self.plog.drop(len(scored.predictions))
             return

@@ -5,24 +5,36 @@ the check that :func:`regressops.registry.lifecycle.promote` runs while it holds
 lock, so a candidate is always compared with the champion it is about to replace, on the
 candidate's own held-out rows (``eval/heldout.parquet`` of its run). The report of every check
 is logged to the candidate's run under ``gates/``.
+
+With live evidence (``promote --evidence DIR/drift.json``, :mod:`regressops.training.evidence`)
+the step *beats the champion* is judged on the labelled rows both the champion and the
+challenger in shadow scored, instead of on held-out rows; the absolute gates still run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regressops.config import Settings, get_settings
-from regressops.errors import RegistryError
+from regressops.errors import ConfigError, RegistryError
 from regressops.models.bundle import ModelBundle, load_bundle
+from regressops.reasons import Reason
 from regressops.registry import lifecycle
 from regressops.registry.cards import card_context, publish_card
 from regressops.registry.connection import connect, mlflow_errors, tracking_uri
 from regressops.registry.resolve import resolve_model
 from regressops.registry.tracking import EVAL_ARTIFACT
+from regressops.training.evidence import (
+    ShadowEvidence,
+    check_subject,
+    judge_evidence,
+    read_evidence,
+)
 from regressops.training.gates import GateReport, evaluate_gates
 
 if TYPE_CHECKING:
@@ -84,23 +96,40 @@ def promote_version(
     force: bool = False,
     tracking: str | None = None,
     settings: Settings | None = None,
+    evidence: str | os.PathLike[str] | None = None,
 ) -> lifecycle.Change:
     """Promote a registered version to ``alias`` after re-checking its gates.
+
+    Parameters
+    ----------
+    evidence : path, optional
+        A ``drift.json`` of ``regressops monitor`` comparing this version in shadow with the
+        champion on labelled rows: it then stands for the *beats the champion* gate (the
+        absolute gates are still re-checked) and is recorded on the version.
 
     Raises
     ------
     GateFailed
-        A gate failed; nothing moved.
+        A gate failed, or the evidence shows too few rows, a worse RMSE or another champion;
+        nothing moved.
+    ConfigError
+        The evidence is unreadable, about another model or version, or given with ``force`` or
+        for ``@challenger``.
     RegistryError
         Unknown model or version, unreachable store, busy registry, ``force`` without reason.
     """
     settings = settings or get_settings()
+    shadow = _evidence(evidence, name, version, alias, force) if evidence is not None else None
     store = tracking_uri(settings, tracking)
     client = connect(store)
     check = make_gate_check(client, store, settings)
+    if shadow is not None:
+        check = _evidence_check(check, shadow, settings.monitor.min_labelled_rows)
+        why = why or shadow.summary()
     change = lifecycle.promote(
-        client, store, name, version, alias=alias, why=why, check=check, force=force
-    )
+        client, store, name, version, alias=alias, why=why, check=check, force=force,
+        evidence=shadow.to_dict() if shadow is not None else None,
+    )  # fmt: skip
     if change.action != "unchanged":
         bundle = _bundle(client, store, settings, name, str(version))
         status = change.action + (f" (forced: {why})" if force else "")
@@ -111,6 +140,43 @@ def promote_version(
             report = earlier.gates if earlier is not None else None
         _publish(client, name, str(version), bundle, report, status)
     return change
+
+
+def _evidence(
+    path: str | os.PathLike[str], name: str, version: str, alias: str, force: bool
+) -> ShadowEvidence:
+    """Read the evidence and refuse what it cannot support before touching the registry."""
+    if force:
+        raise ConfigError(
+            "--evidence and --force exclude each other: evidence is checked, --force skips checks",
+            reason=Reason.BAD_EVIDENCE,
+        )
+    if alias != lifecycle.CHAMPION:
+        raise ConfigError(
+            "--evidence supports promotion to @champion only", reason=Reason.BAD_EVIDENCE
+        )
+    shadow = read_evidence(path)
+    check_subject(shadow, name, version)
+    return shadow
+
+
+def _evidence_check(
+    gates: lifecycle.GateCheckFn, shadow: ShadowEvidence, min_rows: int
+) -> lifecycle.GateCheckFn:
+    """The check under the lock: the evidence against the champion now, then the absolute
+    gates (no champion comparison on held-out rows: the evidence stands for it)."""
+
+    def check(mv: ModelVersion, champion_mv: ModelVersion | None) -> tuple[bool, str, dict]:
+        champion = str(champion_mv.version) if champion_mv is not None else None
+        held, why = judge_evidence(shadow, champion, min_rows=min_rows)
+        if not held:
+            return False, why, {"evidence": shadow.to_dict(), "passed": False}
+        passed, summary, report = gates(mv, None)
+        live = {"name": "beats_champion_live", "passed": True, "skipped": False, "detail": why}
+        report = {**report, "checks": [*report.get("checks", []), live]}
+        return passed, f"{why}; {summary}", {**report, "evidence": shadow.to_dict()}
+
+    return check
 
 
 def register_and_promote(

@@ -22,7 +22,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+import shutil
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,7 +154,7 @@ def quantize_model(
     bundle = quantize_bundle(source, granularity=granularity)
     bundle.metrics = quantized_metrics(source, report, bundle, (X, y), _matrix(source, train_rows))
     try:
-        path = bundle.save(out)
+        path = bundle.save(out, write_artifacts=_carry_reference(source_dir))
     except OSError as exc:
         raise BundleError(
             f"cannot write the bundle to {out}: {exc.strerror or exc}", reason="write_failed"
@@ -172,6 +173,20 @@ def quantize_model(
         source_bytes=(source_dir / MODEL_FILE).stat().st_size,
         output_bytes=(path / MODEL_FILE).stat().st_size,
     )
+
+
+def _carry_reference(source_dir: Path) -> Callable[[Path], dict[str, Any]]:
+    """Copy the float model's drift reference into the int8 bundle (same features, same
+    training rows): ``monitor`` and the server's live drift need it there too."""
+    from regressops.monitoring.reference import REFERENCE_FILE
+
+    def write(directory: Path) -> dict[str, Any]:
+        source = source_dir / REFERENCE_FILE
+        if source.is_file():
+            shutil.copyfile(source, directory / REFERENCE_FILE)
+        return {}
+
+    return write
 
 
 def quantized_result(result: TrainResult, scheme: str, settings: Settings) -> TrainResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from helpers.partitions import synthetic, write_parts
@@ -44,3 +45,22 @@ def test_a_folder_without_data_files_is_refused(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("nothing here")
     with pytest.raises(DataError, match="holds no Parquet"):
         profile_files(str(tmp_path), columns=["x"], compute=ComputeRequest())
+
+
+def test_the_row_sample_is_the_same_whatever_the_partitioning(tmp_path: Path) -> None:
+    """Bottom-k keys are per row, so the merged sample does not depend on the partition size."""
+    from regressops.compute.engines import InProcessEngine
+    from regressops.compute.partitions import list_files
+    from regressops.compute.profile import profile_input
+
+    frame = synthetic(6_000, 2)
+    folder = write_parts(frame, tmp_path / "in", files=2, row_group=500)
+    samples = []
+    for rows in (500, 3_000):
+        parts = list_files(folder, partition_rows=rows).partitions
+        profile = profile_input(InProcessEngine(), parts, columns=["x0", "kind"], sample_size=700)
+        assert profile.sample is not None
+        samples.append(profile.sample.frame())
+    assert len(samples[0]) == 700
+    pd.testing.assert_frame_equal(samples[0], samples[1])
+    assert set(samples[0]["x0"]) <= set(frame["x0"])  # rows of the input, not made up

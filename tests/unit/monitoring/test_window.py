@@ -69,7 +69,33 @@ def test_filters_by_version_time_and_last_rows(tmp_path: Path) -> None:
     assert last.rows == 12
     # the last 12 rows: rows 17..19 of r1 then all 9 of r2, in log order
     assert last.predictions().tolist() == [170.0, 180.0, 190.0] + [i * 10.0 for i in range(9)]
-    assert last.segments() == {"r1": [(17, 3, 0)], "r2": [(0, 7, 3), (7, 2, 10)]}
+    runs = last.segments()
+    assert runs.request_ids.tolist() == ["r1", "r2", "r2"]
+    assert runs.firsts.tolist() == [17, 0, 7] and runs.counts.tolist() == [3, 7, 2]
+    assert runs.offsets.tolist() == [0, 3, 10]
+
+
+def test_shadow_rows_are_apart_from_the_served_rows_and_keep_each_requests_rows(
+    tmp_path: Path,
+) -> None:
+    """A shadow line holds the rows of several requests (request_ids / request_rows)."""
+    log = tmp_path / "log.jsonl"
+    write_log(log, [(T0, "1", "a", 3), (T0, "1", "b", 2)])
+    shadow = LogBatch(
+        T0, "a", "shadow:/batch", "m", "2", ["a"], {"a": np.arange(5.0)},
+        np.array([1.0, 2.0, 3.0, 4.0, 5.0]), 1.0,
+        request_ids=["a", "a", "a", "b", "b"], request_rows=[0, 1, 2, 0, 1],
+    )  # fmt: skip
+    with log.open("ab") as fh:
+        fh.write(shadow.json_lines()[0] + b"\n")
+    served = read_window(str(log), kinds=KINDS, selection=LogSelection(), keep_ids=True)
+    assert served.rows == 5 and served.models == {("m", "1"): 5}
+    sel = LogSelection(shadow=True)
+    w = read_window(str(log), kinds={}, selection=sel, keep_ids=True)
+    assert w.rows == 5 and w.models == {("m", "2"): 5}
+    runs = w.segments()
+    assert runs.request_ids.tolist() == ["a", "b"] and runs.firsts.tolist() == [0, 0]
+    assert runs.counts.tolist() == [3, 2] and runs.offsets.tolist() == [0, 3]
 
 
 def test_another_models_log_yields_an_empty_window_that_names_what_it_holds(

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+SHADOW_PREFIX = "shadow:"  # the endpoint of rows a challenger in shadow scored: shadow:/batch
 LINE_ROWS = 2_048  # rows per JSON line: bounds how long one orjson call holds the GIL (~0.4 ms)
 _NUMPY_MIN_ROWS = 64  # below this, Python lists serialise faster than numpy arrays
 
