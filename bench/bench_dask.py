@@ -230,6 +230,8 @@ def run(rows: int, runs: int, write: bool, data_dir: Path, methods: list[str]) -
     from distributed import Client, LocalCluster
     from threadpoolctl import threadpool_limits
 
+    from regressops.compute.engines import LOCAL_CLUSTER_CONFIG
+
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"  # the workers (spawned with this environment): 1 BLAS thread
     folder = cached_data(data_dir, rows)
@@ -241,7 +243,7 @@ def run(rows: int, runs: int, write: bool, data_dir: Path, methods: list[str]) -
     incidents: dict[str, list[str]] = {m: [] for m in methods}
     ref = np.zeros(D + 1)
     with (
-        dask.config.set({"distributed.worker.memory.pause": 0.8}),
+        dask.config.set({"distributed.worker.memory.pause": 0.8, **LOCAL_CLUSTER_CONFIG}),
         LocalCluster(
             n_workers=2,
             threads_per_worker=1,

@@ -187,3 +187,15 @@ def test_scoring_a_bad_or_empty_input_writes_nothing(cluster: Any, tmp_path: Pat
         with pytest.raises(DataError, match="no rows to predict"):
             score_to_parquet(engine, nothing, bundle, tmp_path / "scores")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "in", "model"]
+
+
+def _profiler_enabled() -> bool:
+    import dask
+
+    return bool(dask.config.get("distributed.worker.profile.enabled"))
+
+
+def test_a_local_engine_starts_its_workers_without_the_statistical_profiler() -> None:
+    with open_engine(ComputeRequest(engine="dask", scheduler="local:1")) as engine:
+        assert list(engine.client.run(_profiler_enabled).values()) == [False]
+    assert _profiler_enabled()  # the setting does not leak into the caller's Dask config

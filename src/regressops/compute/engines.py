@@ -252,6 +252,12 @@ def _translated(items: Sequence[Any]) -> Iterator[None]:
         ) from exc
 
 
+#: Dask settings of the workers a ``local[:N]`` engine starts: no statistical profiler (a
+#: sampling thread per worker that took ~15% of the workers' CPU in the exact fit; it feeds
+#: the dashboard's profile page, which a one-command local cluster does not show).
+LOCAL_CLUSTER_CONFIG: dict[str, object] = {"distributed.worker.profile.enabled": False}
+
+
 @contextlib.contextmanager
 def open_engine(request: ComputeRequest) -> Iterator[Engine]:
     """The engine of ``request``, with its cluster connection open for the block.
@@ -272,6 +278,7 @@ def open_engine(request: ComputeRequest) -> Iterator[Engine]:
         return
     # without the dask extra: ModuleNotFoundError, which the CLI turns into a one-line
     # "needs 'distributed' from the 'dask' extra" (regressops.extras)
+    import dask
     from distributed import Client, LocalCluster
 
     workers = local_workers(request.scheduler)
@@ -286,6 +293,7 @@ def open_engine(request: ComputeRequest) -> Iterator[Engine]:
                     reason="scheduler_unreachable",
                 ) from None
         else:
+            stack.enter_context(dask.config.set(LOCAL_CLUSTER_CONFIG))
             cluster = LocalCluster(
                 n_workers=workers,
                 threads_per_worker=1,
