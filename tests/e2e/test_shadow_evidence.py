@@ -186,7 +186,8 @@ def test_the_shadow_challenger_is_compared_on_labelled_rows_and_promoted_on_that
 
     from regressops.config import Settings
 
-    client = MlflowClient(Settings(home=home).resolved_tracking_uri)
+    uri = Settings(home=home).resolved_tracking_uri  # both URIs: a registry URI another test
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # set would win otherwise
     tags = client.get_model_version("diabetes", "2").tags
     evidence = json.loads(tags["regressops.evidence"])
     assert evidence["rows_labelled"] == 120 and evidence["champion_version"] == "1"
