@@ -4,7 +4,9 @@ under Prefect's own test harness (an ephemeral local API, no network)."""
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -103,7 +105,28 @@ def test_pipeline_serve_builds_the_two_scheduled_deployments(home: Path) -> None
             retraining_deployments(**options)
 
 
+@pytest.fixture
+def _logging_restored() -> Iterator[None]:
+    """Put every logger back as it was: Prefect's logging setup adds its console handler to the
+    root logger, bound to this test's captured stdout, which is closed once the test ends; a
+    later test of the same worker whose background thread logs would print handler errors."""
+    loggers = [
+        logging.getLogger(),
+        *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)),
+    ]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled) for lg in loggers]
+    yield
+    for lg, handlers, level, propagate, disabled in saved:
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate, lg.disabled = propagate, disabled
+    for lg in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(lg, logging.Logger) and lg not in loggers:
+            lg.handlers.clear()  # a logger Prefect created: no handler of its left behind
+
+
 @pytest.mark.slow
+@pytest.mark.usefixtures("_logging_restored")
 def test_prefect_retraining_flow_retrains_and_promotes_offline(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
