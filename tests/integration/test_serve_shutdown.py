@@ -166,7 +166,7 @@ def test_sigkill_of_the_supervisor_takes_the_workers_down_with_their_log(tmp_pat
 def test_feedback_labels_reach_postgresql_beside_the_log(tmp_path: Path, pg_schema: str) -> None:
     import httpx
 
-    from regressops.serving.log.labels import iter_labels
+    from regressops.serving.log.labels import read_label_columns
 
     make_bundle(tmp_path / "model")
     url = f"{PG_URL}?options=-csearch_path%3D{pg_schema}"
@@ -182,5 +182,8 @@ def test_feedback_labels_reach_postgresql_beside_the_log(tmp_path: Path, pg_sche
         assert bad.status_code == 422 and bad.json()["reason"] == "invalid_request"
     finally:
         server.stop()
-    labels = list(iter_labels(url))
-    assert [(x["request_id"], x["row"], x["label"]) for x in labels] == [(rid, 0, 140.0)]
+    labels = read_label_columns(url)
+    got = zip(
+        labels.request_ids.tolist(), labels.rows.tolist(), labels.labels.tolist(), strict=True
+    )
+    assert list(got) == [(rid, 0, 140.0)]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from regressops.config import Settings
-from regressops.serving.log.labels import iter_labels, labels_target
+from regressops.serving.log.labels import labels_target, read_label_columns
 
 ROW = [0.038, 0.050, 0.061, 0.021, -0.044, -0.034, -0.043, -0.002, 0.019, -0.017]
 
@@ -27,7 +27,7 @@ def test_labels_for_logged_rows_land_beside_the_log(
         assert c.post("/feedback", json=[{"request_id": "unknown", "row": 3, "label": 1}]).json()
     target = labels_target(None, tmp_path)
     assert target == str(tmp_path / "predictions.labels.jsonl")
-    got = [(x["request_id"], x["row"], x["label"]) for x in iter_labels(target)]
+    got = _triples(target)
     assert got == [(rid, 0, 151.0), (rid, 1, 75.5), ("unknown", 3, 1.0)]
 
 
@@ -50,7 +50,7 @@ def test_malformed_feedback_is_a_422_naming_the_field(
         r = c.post("/feedback", json=body)
     assert r.status_code == 422, r.text
     assert r.json()["reason"] == "invalid_request" and "body" in r.json()["message"]
-    assert not list(iter_labels(labels_target(None, tmp_path)))  # nothing half-written
+    assert not _triples(labels_target(None, tmp_path))  # nothing half-written
 
 
 def test_feedback_needs_the_same_key_as_predictions(
@@ -70,4 +70,12 @@ def test_labels_of_a_sql_log_go_to_a_table_in_its_database(
     url = f"sqlite:///{tmp_path / 'log.db'}"
     with client_factory(Settings(home=tmp_path), diabetes_bundle[0], prediction_log=url) as c:
         assert c.post("/feedback", json=[{"request_id": "r", "row": 2, "label": 9.5}]).json()
-    assert [(x["request_id"], x["row"], x["label"]) for x in iter_labels(url)] == [("r", 2, 9.5)]
+    assert _triples(url) == [("r", 2, 9.5)]
+
+
+def _triples(target: str) -> list[tuple[str, int, float]]:
+    """The kept labels as (request_id, row, label), oldest first."""
+    cols = read_label_columns(target)
+    return list(
+        zip(cols.request_ids.tolist(), cols.rows.tolist(), cols.labels.tolist(), strict=True)
+    )

@@ -9,6 +9,7 @@ with the log to measure the model's performance on live data.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -129,36 +130,6 @@ class LabelSink:
             self._engine.dispose()
 
 
-def iter_labels(target: str) -> Iterator[dict[str, Any]]:
-    """Every label kept at ``target`` (oldest first) as ``{"ts", "request_id", "row", "label"}``.
-
-    A missing file or table yields nothing (no label has arrived yet).
-    """
-    if is_sql_url(target):
-        import sqlalchemy as sa
-
-        engine = sa.create_engine(target)
-        try:
-            if not sa.inspect(engine).has_table(LABELS_TABLE):
-                return
-            query = sa.text(
-                f"SELECT ts, request_id, row, label FROM {LABELS_TABLE} ORDER BY id"  # noqa: S608
-            )
-            with engine.connect() as conn:
-                for ts, rid, row, label in conn.execute(query):
-                    yield {"ts": str(ts), "request_id": rid, "row": int(row), "label": label}
-        finally:
-            engine.dispose()
-        return
-    path = Path(target)
-    if not path.is_file():
-        return
-    with path.open("rb") as handle:
-        for line in handle:
-            if line.endswith(b"\n") and line.strip():
-                yield orjson.loads(line)
-
-
 @dataclass(frozen=True)
 class LabelColumns:
     """Labels as columns, in arrival order (oldest first).
@@ -193,6 +164,15 @@ def labels_kept(target: str) -> bool:
         return Path(target).is_file()
     import sqlalchemy as sa
 
+    with _labels_database(target) as engine:
+        return bool(sa.inspect(engine).has_table(LABELS_TABLE))
+
+
+@contextlib.contextmanager
+def _labels_database(target: str) -> Iterator[Any]:
+    """An engine on the labels database for the block; its failures as one-line ConfigErrors."""
+    import sqlalchemy as sa
+
     from regressops.redact import redact_text
 
     try:
@@ -200,7 +180,7 @@ def labels_kept(target: str) -> bool:
     except Exception as exc:  # an invalid URL or a missing driver
         raise ConfigError(f"invalid labels URL: {exc}", reason="prediction_log") from None
     try:
-        return bool(sa.inspect(engine).has_table(LABELS_TABLE))
+        yield engine
     except sa.exc.SQLAlchemyError as exc:
         raise ConfigError(
             f"cannot read the labels table in {redact_text(target)}: {exc.__class__.__name__}",
@@ -292,13 +272,10 @@ def _label_columns(ids: list[str], rows: list[int], values: list[float]) -> Labe
 def _sql_label_columns(target: str) -> LabelColumns:
     import sqlalchemy as sa
 
-    from regressops.redact import redact_text
-
-    engine = sa.create_engine(target)
     ids: list[str] = []
     rows: list[int] = []
     values: list[float] = []
-    try:
+    with _labels_database(target) as engine:
         if not sa.inspect(engine).has_table(LABELS_TABLE):
             return _label_columns([], [], [])
         table = _labels_table(sa.MetaData())
@@ -310,11 +287,4 @@ def _sql_label_columns(target: str) -> LabelColumns:
                 ids.extend(rid)
                 rows.extend(row)
                 values.extend(label)
-    except sa.exc.SQLAlchemyError as exc:
-        raise ConfigError(
-            f"cannot read the labels table in {redact_text(target)}: {exc.__class__.__name__}",
-            reason="prediction_log",
-        ) from None
-    finally:
-        engine.dispose()
     return _label_columns(ids, rows, values)
