@@ -192,10 +192,9 @@ def read_partition(part: Partition, columns: Sequence[str] | None) -> pd.DataFra
     DataError
         The file cannot be read.
     """
-    table = _read_arrow(part, columns)
     if columns is None:
-        return table.to_pandas()
-    return _with_columns(part, table, columns).select(list(columns)).to_pandas()
+        return _read_arrow(part, None).to_pandas()
+    return read_table(part, columns).select(list(columns)).to_pandas()
 
 
 def _with_columns(part: Partition, table: pa.Table, columns: Sequence[str]) -> pa.Table:
