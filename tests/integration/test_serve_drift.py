@@ -32,6 +32,22 @@ def _scrape(url: str) -> dict[tuple[str, ...], float]:
     return drift_gauges(reply.text)
 
 
+def _wait_until_settled(shared: Path, deadline: float, quiet: float = 1.0) -> None:
+    """Wait until no worker has rewritten its drift result for ``quiet`` seconds (over three
+    computation intervals of 0.3 s): each has judged every row it received."""
+
+    def state() -> set[tuple[str, int]]:
+        return {(f.name, f.stat().st_mtime_ns) for f in shared.glob("drift-*.json")}
+
+    seen, since = state(), time.monotonic()
+    while time.monotonic() - since < quiet:
+        assert time.monotonic() < deadline, "the workers' drift results kept changing"
+        time.sleep(0.05)
+        now = state()
+        if now != seen:
+            seen, since = now, time.monotonic()
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_the_shifted_feature_and_only_it_shows_drifted_on_metrics(
     tmp_path: Path, bundle_dir: Path, workers: int
@@ -78,7 +94,7 @@ def test_the_shifted_feature_and_only_it_shows_drifted_on_metrics(
         assert score == pytest.approx(0.5, rel=1e-9)
         window = gauges[("regressops_drift_window_rows", "diabetes", "1", "", "")]
         assert window > 0 and window % len(rows) == 0
-        time.sleep(1.0)  # every worker has judged what it got by now
+        _wait_until_settled(shared, deadline)  # every worker has judged what it got
         seen = [_scrape(server.url) for _ in range(6)]
         # one value per label set whichever worker answers: the newest result of a live worker
         values = {tuple(sorted(s.items())) for s in seen}
