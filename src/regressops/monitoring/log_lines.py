@@ -36,7 +36,7 @@ from regressops.serving.log.segments import segment_paths
 try:  # the fast decoder; without it orjson decodes every line
     import simdjson
 except ImportError:  # pragma: no cover - exercised by the tests that hide it
-    simdjson = None
+    simdjson = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
