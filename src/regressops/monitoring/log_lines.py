@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import logging
 import mmap
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 
-from regressops.errors import ConfigError, DataError
+from regressops.errors import ConfigError
+from regressops.monitoring.log_fanout import can_fan_out, fan_out, plan_parts, report_line
 from regressops.serving.log.reader import recover_line
 from regressops.serving.log.segments import segment_paths
 
@@ -44,7 +45,9 @@ RELEASE_BYTES = 8 << 20  # map at most this much of the log at a time into memor
 _NOT_PLAIN = (TypeError, ValueError, RuntimeError)  # simdjson: not an array of plain numbers
 
 
-def decoded_lines(path: Path, kinds: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+def decoded_lines(
+    path: Path, kinds: Mapping[str, str], *, workers: int = 1
+) -> Iterator[dict[str, Any]]:
     """The decoded lines of every segment of the JSON-lines log at ``path``.
 
     Rotated segments come first (:mod:`regressops.serving.log.segments`).
@@ -57,6 +60,9 @@ def decoded_lines(path: Path, kinds: Mapping[str, str]) -> Iterator[dict[str, An
         The features the caller reads. With pysimdjson the returned ``"features"`` hold just
         these (those the line has), numeric ones as float64 arrays; without it, every column
         as orjson decodes it.
+    workers : int, default=1
+        Processes that decode: a log of 64 MB or more is cut into this many parts, the later
+        ones decoded by forked processes (:mod:`regressops.monitoring.log_fanout`).
 
     Yields
     ------
@@ -71,8 +77,27 @@ def decoded_lines(path: Path, kinds: Mapping[str, str]) -> Iterator[dict[str, An
     DataError
         A line is valid JSON but not an object.
     """
-    for segment in segment_paths(path) or [path]:
+    segments = segment_paths(path) or [path]
+    if workers > 1:
+        sizes = [_size(p) for p in segments]
+        if can_fan_out(sum(sizes), workers):
+            parts = plan_parts(segments, sizes, workers)
+            if len(parts) > 1:
+
+                def read_range(seg: int, start: int, stop: int, on_event: Any) -> Any:
+                    return _segment_lines(segments[seg], kinds, start, stop, on_event)
+
+                yield from fan_out(segments, parts, read_range)
+                return
+    for segment in segments:
         yield from _segment_lines(segment, kinds)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # the reader reports it when it opens the file
 
 
 def decode_line(line: bytes | memoryview, kinds: Mapping[str, str] | None = None) -> Any:
@@ -130,7 +155,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _segment_lines(path: Path, kinds: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+def _segment_lines(
+    path: Path,
+    kinds: Mapping[str, str],
+    start: int = 0,
+    stop: int | None = None,
+    on_event: Callable[[str, int], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The lines of ``path`` from byte ``start`` (a line's start) to ``stop`` (after a newline).
+
+    ``on_event(kind, number)`` hears of a torn line skipped (``"torn"``) and of a line that is
+    not an object (``"not_object"``; it must raise), numbered from ``start``; by default the
+    first is logged and the second raises :class:`DataError`.
+    """
+    report = on_event or (lambda kind, number: report_line(path, kind, number))
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -145,21 +183,27 @@ def _segment_lines(path: Path, kinds: Mapping[str, str]) -> Iterator[dict[str, A
         with mapped:
             view = memoryview(mapped)
             try:
-                yield from _mapped_lines(mapped, view, path, kinds)
+                end = len(mapped) if stop is None else min(stop, len(mapped))
+                yield from _mapped_lines(mapped, view, (start, end), kinds, report)
             finally:
                 view.release()
 
 
 def _mapped_lines(
-    mapped: mmap.mmap, view: memoryview, path: Path, kinds: Mapping[str, str]
+    mapped: mmap.mmap,
+    view: memoryview,
+    span: tuple[int, int],
+    kinds: Mapping[str, str],
+    report: Callable[[str, int], None],
 ) -> Iterator[dict[str, Any]]:
-    pos, size, number, released = 0, len(mapped), 0, 0
+    pos, size = span
+    number, released = 0, pos - pos % mmap.PAGESIZE
     while pos < size:
         if pos - released >= RELEASE_BYTES:  # decoded pages leave this process's memory
             upto = pos - pos % mmap.PAGESIZE
             mapped.madvise(mmap.MADV_DONTNEED, released, upto - released)
             released = upto
-        end = mapped.find(b"\n", pos)
+        end = mapped.find(b"\n", pos, size)
         complete = end >= 0
         stop = end if complete else size
         number += 1
@@ -174,12 +218,12 @@ def _mapped_lines(
                 return
             # a torn fragment that the next append continued: read the whole line after it
             recovered = recover_line(line)
-            logger.warning("line %d of %s holds a torn fragment; skipped", number, path)
+            report("torn", number)
             if recovered is None:
                 continue
             doc = recovered
         if not isinstance(doc, dict):
-            raise DataError(
-                f"line {number} of {path} is not a prediction log line", reason="bad_log_line"
-            )
+            line.release()  # the error's traceback must not pin the mapping
+            report("not_object", number)
+            return
         yield doc

@@ -200,6 +200,7 @@ def read_window(
     kinds: Mapping[str, str],
     selection: LogSelection,
     keep_ids: bool = False,
+    workers: int = 1,
 ) -> LogWindow:
     """Read the window ``selection`` names from the log at ``where`` (a file or SQL URL).
 
@@ -213,6 +214,8 @@ def read_window(
         The filters.
     keep_ids : bool, default=False
         Keep each row's ``(request_id, row)`` for the labels' join.
+    workers : int, default=1
+        Processes decoding a large JSON-lines log (:mod:`regressops.monitoring.log_fanout`).
 
     Raises
     ------
@@ -227,7 +230,7 @@ def read_window(
     blocks = (
         _sql_blocks(where, kinds, selection, keep_ids)
         if is_sql_url(where)
-        else _file_blocks(Path(where), kinds, selection, keep_ids)
+        else _file_blocks(Path(where), kinds, selection, keep_ids, workers)
     )
     window = LogWindow()
     tail: deque[_Block] = deque()
@@ -256,10 +259,10 @@ def _ts_text(when: datetime | None) -> str | None:
 
 
 def _file_blocks(
-    path: Path, kinds: Mapping[str, str], sel: LogSelection, keep_ids: bool
+    path: Path, kinds: Mapping[str, str], sel: LogSelection, keep_ids: bool, workers: int
 ) -> Iterator[tuple[_Block | None, tuple[str, str] | None, int]]:
     since, until = _ts_text(sel.since), _ts_text(sel.until)
-    for number, doc in enumerate(decoded_lines(path, kinds), start=1):
+    for number, doc in enumerate(decoded_lines(path, kinds, workers=workers), start=1):
         try:
             key = (str(doc["model_name"]), str(doc["model_version"]))
             ts, n = str(doc["ts"]), int(doc["rows"])
