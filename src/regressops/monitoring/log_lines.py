@@ -30,7 +30,13 @@ import numpy as np
 import orjson
 
 from regressops.errors import ConfigError
-from regressops.monitoring.log_fanout import can_fan_out, fan_out, plan_parts, report_line
+from regressops.monitoring.log_fanout import (
+    RELEASE_BYTES,
+    can_fan_out,
+    fan_out,
+    plan_parts,
+    report_line,
+)
 from regressops.serving.log.reader import recover_line
 from regressops.serving.log.segments import segment_paths
 
@@ -41,7 +47,6 @@ except ImportError:  # pragma: no cover - exercised by the tests that hide it
 
 logger = logging.getLogger(__name__)
 
-RELEASE_BYTES = 8 << 20  # map at most this much of the log at a time into memory
 _NOT_PLAIN = (TypeError, ValueError, RuntimeError)  # simdjson: not an array of plain numbers
 
 
