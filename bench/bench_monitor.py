@@ -157,21 +157,28 @@ def traced_peak(bundle: Path, log: Path, out: Path) -> float:
 def tree_peak_rss(cmd: list[str]) -> tuple[float, float]:
     """Peak memory (MB) of ``cmd`` and the largest private memory of any of its children.
 
-    The first is the process's own peak resident set (``ru_maxrss`` from ``wait4``: exact,
-    the in-memory file its children pass arrays through included, as it maps it); the second
-    the pages a child wrote since the fork (``Private_*`` of ``smaps_rollup``, sampled every
-    5 ms): what the fan-out adds beyond pages the child still shares with its parent.
+    The first is the process's own peak resident set, its kernel high-water mark (``VmHWM``,
+    which starts afresh at exec, unlike ``ru_maxrss``, which keeps the forking parent's), the
+    in-memory file its children pass arrays through included, as it maps it; the second the
+    pages a child wrote since the fork (``Private_*`` of ``smaps_rollup``): what the fan-out
+    adds beyond pages the child still shares with its parent. Both sampled every 5 ms.
     """
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    child_peak = 0
-    while True:
-        pid, _, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = 0
-            return usage.ru_maxrss / 1024, child_peak / 1024
+    own_peak = child_peak = 0
+    while proc.poll() is None:
+        own_peak = max(own_peak, _status_kb(proc.pid, "VmHWM:"))
         for child in _children(proc.pid):
             child_peak = max(child_peak, _memory_kb(child, ("Private_Clean:", "Private_Dirty:")))
         time.sleep(0.005)
+    return own_peak / 1024, child_peak / 1024
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0
+    return sum(int(line.split()[1]) for line in lines if line.startswith(field))
 
 
 def _children(pid: int) -> list[int]:
