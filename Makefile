@@ -24,6 +24,10 @@ uv:
 
 $(BIN)/regressops: pyproject.toml uv.lock | uv
 	$(UV) sync --frozen --all-extras
+	@# the project is installed editable, so uv compiles only the dependencies' bytecode; with
+	@# PYTHONDONTWRITEBYTECODE set Python never writes ours, and every command would compile
+	@# regressops' modules again (0.1-0.3 s a command). A stale file is recompiled in memory.
+	$(BIN)/python -m compileall -q src
 	@touch $@
 
 sync: $(BIN)/regressops  ## create or update .venv from uv.lock (with the dev tools)

@@ -8,7 +8,10 @@ the server's own line format (``/batch`` requests of 2,000 rows, 5 features shif
   user runs it (a fresh process: start-up, imports, reading the log, judging, writing
   ``drift.json`` and ``report.html``), wall time, median of ``--repeat`` runs, and its peak RSS;
 - **memory of the work**: the same monitor in-process under ``tracemalloc`` (numpy's
-  allocations included): the peak, against the window's float64 size (rows × features × 8);
+  allocations included) in one process (``monitor.workers = 1``): the peak, against the
+  window's float64 size (rows × features × 8); and, for the command as run (the log decoded by
+  two processes), its peak resident set plus the largest private memory of its decoding
+  child (interpreter and libraries included), against the same size;
 - **scipy loop**: ``ks_2samp`` and ``wasserstein_distance`` per feature on the same arrays
   (already in memory);
 - **Evidently 0.7.23** (``--evidently-python``): ``Report([DataDriftPreset()]).run`` on the same
@@ -132,15 +135,66 @@ def time_cli(
 
 
 def traced_peak(bundle: Path, log: Path, out: Path) -> float:
-    """Peak traced memory (MB) of one in-process monitor run (numpy allocations included)."""
+    """Peak traced memory (MB) of one in-process monitor run (numpy allocations included).
+
+    One process (``monitor.workers = 1``), so that tracemalloc sees every allocation: with
+    several, the command's own figures are in :func:`tree_peak_rss`.
+    """
+    from regressops.config import Settings
     from regressops.monitoring.monitor import MonitorRequest, run_monitor, write_report
 
+    settings = Settings(monitor={"workers": 1})  # type: ignore[arg-type]
     tracemalloc.start()
-    report = run_monitor(MonitorRequest(model=str(bundle), prediction_log=str(log)))
+    report = run_monitor(
+        MonitorRequest(model=str(bundle), prediction_log=str(log)), settings=settings
+    )
     write_report(report, out)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return peak / 2**20
+
+
+def tree_peak_rss(cmd: list[str]) -> tuple[float, float]:
+    """Peak memory (MB) of ``cmd`` and the largest private memory of any of its children.
+
+    The first is the process's own peak resident set, its kernel high-water mark (``VmHWM``,
+    which starts afresh at exec, unlike ``ru_maxrss``, which keeps the forking parent's), the
+    in-memory file its children pass arrays through included, as it maps it; the second the
+    pages a child wrote since the fork (``Private_*`` of ``smaps_rollup``): what the fan-out
+    adds beyond pages the child still shares with its parent. Both sampled every 5 ms.
+    """
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    own_peak = child_peak = 0
+    while proc.poll() is None:
+        own_peak = max(own_peak, _status_kb(proc.pid, "VmHWM:"))
+        for child in _children(proc.pid):
+            child_peak = max(child_peak, _memory_kb(child, ("Private_Clean:", "Private_Dirty:")))
+        time.sleep(0.005)
+    return own_peak / 1024, child_peak / 1024
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0
+    return sum(int(line.split()[1]) for line in lines if line.startswith(field))
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        return [int(c) for t in tasks for c in (t / "children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _memory_kb(pid: int, fields: tuple[str, ...]) -> int:
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return 0
+    return sum(int(line.split()[1]) for line in lines if line.startswith(fields))
 
 
 def scipy_loop(ref: np.ndarray, cur: np.ndarray) -> float:
@@ -169,6 +223,9 @@ def main() -> None:
         seconds, cpu, rss, doc = time_cli(bundle, log, root / "out", args.repeat)
         assert doc["drifted_features"] == [f"f{i}" for i in range(SHIFTED)], doc["drifted_features"]
         peak = traced_peak(bundle, log, root / "out-traced")
+        exe = Path(sys.executable).with_name("regressops")
+        cmd = [str(exe), "monitor", "--model", str(bundle), "--prediction-log", str(log)]
+        own_peak, child_peak = tree_peak_rss([*cmd, "-o", str(root / "out-tree")])
         window_mb = args.rows * FEATURES * 8 / 2**20
         from regressops.monitoring.reference import load_reference
 
@@ -192,6 +249,9 @@ def main() -> None:
         "ours_cpu_median": statistics.median(cpu),
         "ours_peak_rss_mb": rss,
         "traced_peak_mb": peak,
+        "fan_out_peak_rss_mb": own_peak,
+        "fan_out_child_private_mb": child_peak,
+        "fan_out_total_over_window": (own_peak + child_peak) / window_mb,
         "window_float64_mb": window_mb,
         "peak_over_window": peak / window_mb,
         "scipy_loop_seconds": scipy_s,

@@ -187,6 +187,9 @@ class MonitorSettings(BaseModel):
         One method / threshold for every feature (None: the per-kind default).
     features : dict
         Per feature: ``{"bmi": {"method": "psi", "threshold": 0.2}}``.
+    workers : int or None
+        Processes decoding a JSON-lines prediction log of 64 MB or more, and threads judging
+        the features (None: 2, or 1 where this process may use one CPU only).
     """
 
     min_rows: int = Field(30, ge=1)
@@ -199,6 +202,17 @@ class MonitorSettings(BaseModel):
     method: str | None = None
     threshold: float | None = Field(None, ge=0)
     features: dict[str, MonitorFeature] = Field(default_factory=dict)
+    workers: int | None = Field(None, ge=1)
+
+    def worker_count(self) -> int:
+        """``workers``, or 2 (1 where this process may use a single CPU)."""
+        if self.workers is not None:
+            return self.workers
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cpus = os.cpu_count() or 1
+        return min(2, cpus)
 
 
 class WebhookSettings(BaseModel):

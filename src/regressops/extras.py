@@ -29,6 +29,7 @@ MODULE_EXTRAS: dict[str, str] = {
             "skops",
             "httpx",
             "sqlparse",
+            "simdjson",  # optional even there: the monitor falls back to orjson
         ),
         "train",
     ),

@@ -6,6 +6,8 @@
 - :mod:`~regressops.monitoring.fitted` — a reference column fitted once, a current column;
 - :mod:`~regressops.monitoring.drift` — :class:`DriftDetector` (fit once, calculate many);
 - :mod:`~regressops.monitoring.window` — the prediction log read as columnar numpy blocks;
+- :mod:`~regressops.monitoring.log_lines` — its JSON lines, numeric arrays decoded to float64;
+- :mod:`~regressops.monitoring.log_fanout` — a large log decoded by forked processes;
 - :mod:`~regressops.monitoring.tables` — CSV/Parquet tables as reference or current data;
 - :mod:`~regressops.monitoring.performance` — labels joined with predictions, the verdict;
 - :mod:`~regressops.monitoring.report_html` — the self-contained ``report.html``;

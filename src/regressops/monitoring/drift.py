@@ -141,7 +141,8 @@ class DriftDetector:
     settings : MonitorSettings, optional
         Thresholds, overrides and the FDR switch (default: the defaults).
     workers : int, optional
-        Threads that judge features side by side (numpy sorts release the GIL); default up to 2.
+        Threads that judge features side by side (numpy sorts release the GIL); default
+        ``settings.worker_count()``.
 
     Attributes
     ----------
@@ -197,7 +198,7 @@ class DriftDetector:
         """
         s = self.settings or MonitorSettings()
         names = list(self.columns_)
-        workers = self.workers or min(2, os.cpu_count() or 1)
+        workers = self.workers or s.worker_count()
 
         def judge(name: str) -> FeatureDrift:
             return _judge(self.columns_[name], window.column(name), s.min_rows)

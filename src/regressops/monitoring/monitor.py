@@ -486,7 +486,13 @@ def _log_window(
     selection = dataclasses.replace(
         request.selection, model_name=bundle.name, model_version=bundle.version
     )
-    window = read_window(where, kinds=kinds, selection=selection, keep_ids=keep_ids)
+    window = read_window(
+        where,
+        kinds=kinds,
+        selection=selection,
+        keep_ids=keep_ids,
+        workers=settings.monitor.worker_count(),
+    )
     if window.rows == 0:
         raise DataError(_empty_message(where, window, selection), reason="empty_window")
     current = {
