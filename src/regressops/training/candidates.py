@@ -19,6 +19,7 @@ import contextlib
 import io
 import logging
 import threading
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from regressops.data.selection import DataSelection
     from regressops.data.split import SplitPlan
     from regressops.registry.lifecycle import Change
+    from regressops.registry.tracking import RunRecord
     from regressops.training.estimator import EstimatorParams
     from regressops.training.train import Progress, TrainResult
 
@@ -216,8 +218,9 @@ def train_candidates(
     notify(training.TrainEvent("load"))
     td = load_training_data(data, settings=settings, key=split.key)
     record = record or RecordPlan()
-    if record.track or record.register:  # import MLflow while the models train
-        _Warm.start_for(record.tracking_uri or settings.resolved_tracking_uri)
+    store = record.tracking_uri or settings.resolved_tracking_uri
+    if (record.track or record.register) and not _direct(store, record):
+        _Warm.start_for(store)  # import MLflow while the models train
     results = []
     for params in estimators:
         out: Path | None = None
@@ -272,14 +275,18 @@ def record_training(
     name = first.bundle.name
     train_rows, test_rows = td.frame.iloc[split.train], td.frame.iloc[split.test]
     store = record.tracking_uri or settings.resolved_tracking_uri
-    client, error = _Warm.connect(store) if record.track or record.register else (None, None)
+    client, error = None, None
+    tracked = record.track or record.register
+    if tracked and not _direct(store, record):
+        client, error = _Warm.connect(store)
+        tracked = client is not None
     champion = None
-    if client is not None:
+    if tracked:
         try:
             champion = _champion(name, store, settings)
         except RegistryError as exc:
             logger.info("training runs will not be logged: %s", exc.message)
-            client, error = None, exc.message
+            client, error, tracked = None, exc.message, False
 
     candidates = []
     for result in results:
@@ -311,11 +318,18 @@ def record_training(
         candidates.append(Candidate(result=result, gates=report, cv=folds))
     candidates.sort(key=lambda c: (not c.gates.passed, c.result.metrics["rmse"]))
     recorded = Recorded(name=name, candidates=candidates, tracking_error=error)
-    if client is None:
+    if not tracked:
         return recorded
     recorded.tracking_uri = store
     notify(training.TrainEvent("tracking"))
     try:
+        if client is None and _log_runs_directly(store, recorded, td.name, test_rows, settings):
+            return recorded
+        if client is None:  # the store cannot be written directly after all: MLflow
+            client, error = _connect(store)
+            if client is None:
+                recorded.tracking_uri, recorded.tracking_error = None, error
+                return recorded
         _log_runs(client, store, recorded, td.name, test_rows, settings)
     except RegistryError as exc:
         recorded.tracking_error = exc.message
@@ -376,9 +390,19 @@ def _connect(store: str) -> tuple[Any, str | None]:
         return None, exc.message
 
 
+def _direct(store: str, record: RecordPlan) -> bool:
+    """Whether runs may be written without MLflow (decided before training, cheaply)."""
+    from regressops.registry.store_writer import may_write_directly
+
+    return may_write_directly(store, register=record.register)
+
+
 def _champion(name: str, store: str, settings: Settings) -> Any:
+    from regressops.registry.store_reader import alias_unset
     from regressops.training.promotion import load_registered
 
+    if alias_unset(store, name, "champion"):  # known without MLflow
+        return None
     try:
         return load_registered(f"models:/{name}@champion", settings=settings, tracking=store)
     except RegistryError as exc:
@@ -387,11 +411,81 @@ def _champion(name: str, store: str, settings: Settings) -> Any:
         raise
 
 
+def _log_runs_directly(
+    store: str, recorded: Recorded, dataset: str, test_rows: Any, settings: Settings
+) -> bool:
+    """Write every run (and the parent of several) straight into the SQL store, in one
+    transaction (:mod:`regressops.registry.store_writer`); False when MLflow must do it."""
+    from regressops.redact import redact_text
+    from regressops.registry.store_writer import NotDirect, direct_store
+
+    try:
+        with direct_store(store, dataset, settings) as writer:
+            several = len(recorded.candidates) > 1
+            parent = writer.new_run_id() if several else None
+            start = int(time.time() * 1000)
+            for cand in recorded.candidates:
+                logged = writer.log_run(_run_record(cand, dataset, test_rows), parent_run_id=parent)
+                cand.run_id, cand.model_uri, cand.model_id = (
+                    logged.run_id, logged.model_uri, logged.model_id,
+                )  # fmt: skip
+            if parent is not None:
+                writer.log_parent(
+                    parent, name=f"candidates {recorded.name}", start_time=start,
+                    tags={**_parent_tags(dataset), "regressops.best_kind": recorded.best.kind},
+                    metrics={"best_test_rmse": recorded.best.result.metrics["rmse"]},
+                    documents={"leaderboard.json": [c.row() for c in recorded.candidates]},
+                )  # fmt: skip
+    except NotDirect as exc:
+        for cand in recorded.candidates:
+            cand.run_id = cand.model_uri = cand.model_id = None
+        logger.debug("logging through MLflow: %s cannot be written directly (%s)",
+                     redact_text(store), exc)  # fmt: skip
+        return False
+    except BaseException:
+        for cand in recorded.candidates:
+            cand.run_id = cand.model_uri = cand.model_id = None
+        raise
+    recorded.parent_run_id = parent
+    for cand in recorded.candidates:
+        logger.info("logged run %s to %s", cand.run_id, redact_text(store))
+    return True
+
+
+def _parent_tags(dataset: str) -> dict[str, str]:
+    return {"regressops.dataset": dataset, "regressops.candidates": "parent"}
+
+
+def _run_record(cand: Candidate, dataset: str, test_rows: Any) -> RunRecord:
+    """What one candidate's run records."""
+    from regressops.registry.tracking import RunRecord
+
+    result = cand.result
+    m = result.metrics
+    metrics = {f"test_{k}": m[k] for k in ("r2", "rmse", "mse", "mae")}
+    metrics.update({f"train_{k}": v for k, v in m.get("train", {}).items() if k != "n"})
+    metrics.update(cand.cv)
+    metrics["gates_passed"] = float(cand.gates.passed)
+    split = result.bundle.lineage.get("split", {})
+    return RunRecord(
+        bundle=result.bundle,
+        bundle_dir=result.path,
+        dataset=dataset,
+        metrics=metrics,
+        params={"split": split, "features": ",".join(result.bundle.spec.names)},
+        eval_frame=test_rows,
+        plots=list(result.plots),
+        gate_report=cand.gates.to_dict(),
+        tags={"regressops.gates": "passed" if cand.gates.passed else "failed"},
+        run_name=result.bundle.kind,
+    )
+
+
 def _log_runs(
     client: Any, store: str, recorded: Recorded, dataset: str, test_rows: Any, settings: Settings
 ) -> None:
     from regressops.registry.connection import mlflow_errors
-    from regressops.registry.tracking import RunRecord, ensure_experiment, log_training_run
+    from regressops.registry.tracking import ensure_experiment, log_training_run
 
     parent = None
     if len(recorded.candidates) > 1:
@@ -399,30 +493,11 @@ def _log_runs(
         with mlflow_errors("creating the parent run"):
             parent = client.create_run(
                 experiment_id, run_name=f"candidates {recorded.name}",
-                tags={"regressops.dataset": dataset, "regressops.candidates": "parent"},
+                tags=_parent_tags(dataset),
             ).info.run_id  # fmt: skip
     for cand in recorded.candidates:
-        result = cand.result
-        m = result.metrics
-        metrics = {f"test_{k}": m[k] for k in ("r2", "rmse", "mse", "mae")}
-        metrics.update({f"train_{k}": v for k, v in m.get("train", {}).items() if k != "n"})
-        metrics.update(cand.cv)
-        metrics["gates_passed"] = float(cand.gates.passed)
-        split = result.bundle.lineage.get("split", {})
-        record = RunRecord(
-            bundle=result.bundle,
-            bundle_dir=result.path,
-            dataset=dataset,
-            metrics=metrics,
-            params={"split": split, "features": ",".join(result.bundle.spec.names)},
-            eval_frame=test_rows,
-            plots=list(result.plots),
-            gate_report=cand.gates.to_dict(),
-            tags={"regressops.gates": "passed" if cand.gates.passed else "failed"},
-            run_name=result.bundle.kind,
-        )
         logged = log_training_run(
-            record,
+            _run_record(cand, dataset, test_rows),
             uri=store,
             experiment=dataset,
             parent_run_id=parent,
