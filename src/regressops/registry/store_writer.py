@@ -112,13 +112,14 @@ _COLUMNS = {
 }
 
 
-def may_write_directly(uri: str, *, register: bool) -> bool:
+def may_write_directly(uri: str, *, register: bool, settings: Settings) -> bool:
     """Whether a train may log to ``uri`` without MLflow (cheap: no connection is made).
 
-    True for a SQL store when nothing is registered (registering needs MLflow anyway) and no
-    MLflow setting changes what ``log_model`` writes; :func:`direct_store` checks the rest.
+    True for a SQL store when ``train.direct_tracking`` is on, nothing is registered
+    (registering needs MLflow anyway) and no MLflow setting changes what ``log_model`` writes;
+    :func:`direct_store` checks the rest.
     """
-    if register or not is_sql_store(uri):
+    if register or not settings.train.direct_tracking or not is_sql_store(uri):
         return False
     return not any(os.environ.get(k, "").lower() in ("true", "1") for k in _MLFLOW_ONLY_ENV)
 
@@ -163,22 +164,37 @@ def direct_store(uri: str, experiment: str, settings: Settings) -> Iterator[RunW
         raise NotDirect(f"cannot open the store: {type(exc).__name__}") from None
     try:
         exp = _open_experiment(engine, experiment, settings)
-        staging = Path(tempfile.mkdtemp(prefix=".regressops-staging-", dir=exp.root))
-        moved: list[Path] = []
+        with store_errors(what):
+            staging = Path(tempfile.mkdtemp(prefix=".regressops-staging-", dir=exp.root))
         try:
-            with store_errors(what), engine.begin() as conn:
-                _session_settings(conn)
-                writer = RunWriter(conn, exp, staging, uri)
-                yield writer
-                moved = writer.publish()
-        except BaseException:
-            for path in moved:
-                shutil.rmtree(path, ignore_errors=True)
-            raise
+            yield from _transaction(engine, exp, staging, uri, what)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     finally:
         engine.dispose()
+
+
+def _transaction(
+    engine: sa.Engine, exp: _Experiment, staging: Path, uri: str, what: str
+) -> Iterator[RunWriter]:
+    """Yield the writer inside one transaction; publish the artefacts, then commit; on any
+    failure roll back and remove what was published."""
+    moved: list[Path] = []
+    writer: RunWriter | None = None
+    try:
+        with store_errors(what), engine.begin() as conn:
+            _session_settings(conn)
+            writer = RunWriter(conn, exp, staging, uri)
+            yield writer
+            moved = writer.publish()
+    except BaseException:
+        for path in moved:
+            shutil.rmtree(path, ignore_errors=True)
+        for folder in writer.created if writer is not None else []:
+            with contextlib.suppress(OSError):  # only when nothing else arrived in it
+                folder.rmdir()
+        raise
+    logger.debug("wrote %d run(s) to %s without MLflow", writer.runs, redact_text(uri))
 
 
 def _open_experiment(engine: sa.Engine, name: str, settings: Settings) -> _Experiment:
@@ -282,6 +298,8 @@ class RunWriter:
         self.experiment = experiment
         self.staging = staging
         self._units: list[Path] = []  # staged folders, relative to staging and root alike
+        self.runs = 0  # runs written
+        self.created: list[Path] = []  # folders publish() made (removed again if left empty)
 
     @property
     def experiment_id(self) -> str:
@@ -405,7 +423,9 @@ class RunWriter:
         moved = []
         for unit in self._units:
             target = self.experiment.root / unit
-            target.parent.mkdir(exist_ok=True)
+            if not target.parent.is_dir():
+                target.parent.mkdir()
+                self.created.append(target.parent)
             (self.staging / unit).rename(target)  # fails if it exists: nothing is overwritten
             moved.append(target)
         return moved
@@ -428,6 +448,7 @@ class RunWriter:
         self, run_id: str, name: str, tags: dict[str, str], start: int, end: int
     ) -> None:
         """The finished run and its tags (``mlflow.runName`` added as MLflow adds it)."""
+        self.runs += 1
         run_name = tags.setdefault("mlflow.runName", name)
         if run_name != name:
             raise NotDirect("the run name and its mlflow.runName tag differ")

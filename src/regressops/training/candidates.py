@@ -219,7 +219,7 @@ def train_candidates(
     td = load_training_data(data, settings=settings, key=split.key)
     record = record or RecordPlan()
     store = record.tracking_uri or settings.resolved_tracking_uri
-    if (record.track or record.register) and not _direct(store, record):
+    if (record.track or record.register) and not _direct(store, record, settings):
         _Warm.start_for(store)  # import MLflow while the models train
     results = []
     for params in estimators:
@@ -277,7 +277,7 @@ def record_training(
     store = record.tracking_uri or settings.resolved_tracking_uri
     client, error = None, None
     tracked = record.track or record.register
-    if tracked and not _direct(store, record):
+    if tracked and not _direct(store, record, settings):
         client, error = _Warm.connect(store)
         tracked = client is not None
     champion = None
@@ -390,11 +390,11 @@ def _connect(store: str) -> tuple[Any, str | None]:
         return None, exc.message
 
 
-def _direct(store: str, record: RecordPlan) -> bool:
+def _direct(store: str, record: RecordPlan, settings: Settings) -> bool:
     """Whether runs may be written without MLflow (decided before training, cheaply)."""
     from regressops.registry.store_writer import may_write_directly
 
-    return may_write_directly(store, register=record.register)
+    return may_write_directly(store, register=record.register, settings=settings)
 
 
 def _champion(name: str, store: str, settings: Settings) -> Any:
