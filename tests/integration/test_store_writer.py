@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 import sqlalchemy as sa
+import yaml
 from sqlalchemy.pool import NullPool
 
 from helpers.postgres import temporary_database
@@ -31,6 +32,7 @@ from helpers.training import train_with
 from regressops.config import GateSettings, Settings, TrainSettings
 from regressops.registry.connection import active_tracking, connect
 from regressops.registry.store_reader import SCHEMA_REVISION
+from regressops.registry.tracking import example_frame
 from regressops.training.candidates import Recorded, RecordPlan, record_training
 
 pytestmark = pytest.mark.slow
@@ -142,20 +144,39 @@ def _without_latency(raw: bytes) -> bytes:
     return json.dumps(doc, indent=2).encode()
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
-    """Two candidates (a linear and a tree model, with plots) trained once on diabetes."""
+#: What is trained: two candidates with plots (a parent run, a dataset shared by two runs), and
+#: one candidate on categorical features with gaps (string columns, optional inputs, NaN in the
+#: example).
+SCENARIOS = {"diabetes": ("linear", "tree"), "gappy-insurance": ("linear",)}
+
+
+def _gappy_insurance(folder: Path) -> Path:
+    from regressops.datasets import DATASETS
+
+    frame = DATASETS["insurance"].load()
+    frame.loc[frame.index % 3 == 0, "bmi"] = np.nan
+    frame.loc[frame.index % 4 == 1, "region"] = None
+    path = folder / "gappy-insurance.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+#: For the tests that need one scenario only.
+ONLY_DIABETES = pytest.mark.parametrize("trained", ["diabetes"], indirect=True)
+
+
+@pytest.fixture(scope="module", params=sorted(SCENARIOS))
+def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
+    """The candidates of one scenario, trained once."""
     home = tmp_path_factory.mktemp("trained")
     settings = Settings(home=home)
+    if request.param == "diabetes":
+        data: dict[str, Any] = {"dataset": "diabetes"}
+    else:
+        data = {"data": str(_gappy_insurance(home)), "target": "charges"}
     return [
-        train_with(
-            dataset="diabetes",
-            model=kind,
-            settings=settings,
-            plots=True,
-            output=home / "models" / kind,
-        )
-        for kind in ("linear", "tree")
+        train_with(**data, model=kind, settings=settings, plots=True, output=home / "models" / kind)
+        for kind in SCENARIOS[request.param]
     ]
 
 
@@ -209,8 +230,10 @@ def test_every_row_is_the_row_mlflow_writes(pair: dict[str, Any]) -> None:
             "logged_model_metrics"} <= touched  # fmt: skip
     for table in sorted(via_mlflow):
         assert direct[table] == via_mlflow[table], f"table {table} differs"
-    # three runs: two candidates under their parent, one dataset row shared by both
-    assert len(via_mlflow["runs"]) == 3 and len(via_mlflow["datasets"]) == 1
+    # a parent when there are several candidates; one dataset row shared by all
+    runs = len(pair["recorded"]["direct"].candidates)
+    assert len(via_mlflow["runs"]) == (runs + 1 if runs > 1 else 1)
+    assert len(via_mlflow["datasets"]) == 1
 
 
 def test_every_file_is_the_file_mlflow_writes(pair: dict[str, Any]) -> None:
@@ -220,19 +243,26 @@ def test_every_file_is_the_file_mlflow_writes(pair: dict[str, Any]) -> None:
     for path in sorted(via_mlflow):
         assert direct[path] == via_mlflow[path], f"{path} differs"
     files = set(direct)
-    for expected in ("lineage.json", "environment.json", "gates.json", "eval/heldout.parquet",
-                     "plots/"):  # fmt: skip
-        assert any(f"<run tree>/artifacts/{expected}" in f for f in files), expected
-    model = "models/<model of <run tree>>/artifacts/"
-    for expected in ("MLmodel", "requirements.txt", "python_env.yaml", "conda.yaml",
-                     "input_example.json", "serving_input_example.json",
-                     "data/bundle/model.json"):  # fmt: skip
-        assert model + expected in files, expected
-    assert "<run candidates diabetes>/artifacts/leaderboard.json" in files
-    leftovers = [
-        p for p in (pair["direct"].home / "mlartifacts").iterdir() if p.name.startswith(".")
-    ]
-    assert leftovers == []
+    recorded: Recorded = pair["recorded"]["direct"]
+    for cand in recorded.candidates:
+        run = f"<run {cand.kind}>/artifacts/"
+        for expected in ("lineage.json", "environment.json", "gates.json", "eval/heldout.parquet",
+                         "plots/"):  # fmt: skip
+            assert any(f.startswith(run + expected) for f in files), expected
+        model = f"models/<model of <run {cand.kind}>>/artifacts/"
+        for expected in ("MLmodel", "requirements.txt", "python_env.yaml", "conda.yaml",
+                         "input_example.json", "serving_input_example.json",
+                         "data/bundle/model.json"):  # fmt: skip
+            assert model + expected in files, expected
+    if len(recorded.candidates) > 1:
+        assert f"<run candidates {recorded.name}>/artifacts/leaderboard.json" in files
+    else:  # the example of the gappy data has missing values, and its signature says so
+        mlmodel = direct[f"models/<model of <run {recorded.best.kind}>>/artifacts/MLmodel"][1]
+        inputs = json.loads(yaml.safe_load(mlmodel)["signature"]["inputs"])
+        assert {"type": "string", "name": "region", "required": False} in inputs
+        assert {"type": "double", "name": "bmi", "required": False} in inputs
+    root = pair["direct"].home / "mlartifacts"
+    assert [p for p in root.iterdir() if p.name.startswith(".")] == []  # no staging left
 
 
 def test_mlflow_reads_loads_registers_and_serves_the_direct_run(
@@ -255,13 +285,15 @@ def test_mlflow_reads_loads_registers_and_serves_the_direct_run(
     assert run.info.status == "FINISHED" and run.info.run_name == best.kind
     assert run.data.params["kind"] == best.kind
     assert run.data.metrics["test_rmse"] == best.result.metrics["rmse"]
-    assert run.data.tags["mlflow.parentRunId"] == recorded.parent_run_id
-    assert run.inputs.dataset_inputs[0].dataset.name == "diabetes"
+    assert run.data.tags.get("mlflow.parentRunId") == recorded.parent_run_id
+    assert run.inputs.dataset_inputs[0].dataset.name == run.data.tags["regressops.dataset"]
     assert [o.model_id for o in run.outputs.model_outputs] == [best.model_id]
-    experiment = client.get_experiment_by_name("diabetes")
+    experiment = client.get_experiment_by_name(run.data.tags["regressops.dataset"])
     runs = client.search_runs([experiment.experiment_id], "tags.regressops.candidates = 'parent'")
-    assert [r.info.run_id for r in runs] == [recorded.parent_run_id]
-    assert runs[0].data.tags["regressops.best_kind"] == best.kind
+    assert [r.info.run_id for r in runs] == [p for p in [recorded.parent_run_id] if p]
+    assert all(r.data.tags["regressops.best_kind"] == best.kind for r in runs)
+    found = client.search_runs([experiment.experiment_id], f"attributes.run_name = '{best.kind}'")
+    assert [r.info.run_id for r in found] == [best.run_id]
     model = client.get_logged_model(best.model_id)
     assert str(model.status) == "READY" and model.source_run_id == best.run_id
     assert {m.key for m in model.metrics} >= {"test_rmse", "gates_passed"}
@@ -272,7 +304,8 @@ def test_mlflow_reads_loads_registers_and_serves_the_direct_run(
     expected = best.result.bundle.predict_frame(features)
     with active_tracking(uri):  # models:/<model id> is looked up in the current store
         loaded = mlflow.pyfunc.load_model(best.model_uri)
-    assert np.allclose(np.asarray(loaded.predict(features), dtype=float), expected)
+    typed = example_frame(best.result.bundle, features)  # the signature's types
+    assert np.allclose(np.asarray(loaded.predict(typed), dtype=float), expected)
 
     version, change, _ = register_and_promote(
         client, uri, "direct-writer", model_uri=best.model_uri, run_id=best.run_id,
@@ -295,6 +328,35 @@ def test_mlflow_reads_loads_registers_and_serves_the_direct_run(
         get_settings.cache_clear()
 
 
+@ONLY_DIABETES
+def test_a_run_without_heldout_rows_is_written_alike(tmp_path: Path, trained: list[Any]) -> None:
+    """No held-out rows: no example, no signature (``log_training_run``'s other branch)."""
+    from regressops.registry.store_writer import direct_store
+    from regressops.registry.tracking import RunRecord, log_training_run
+
+    result = trained[0]
+    record = RunRecord(
+        bundle=result.bundle, bundle_dir=result.path, dataset="plain",
+        metrics={"test_rmse": result.metrics["rmse"], "not_finite": float("nan")},
+    )  # fmt: skip
+    with (
+        fresh_store("sqlite", tmp_path / "mlflow", direct=False) as via_mlflow,
+        fresh_store("sqlite", tmp_path / "direct", direct=True) as direct,
+    ):
+        uri = via_mlflow.resolved_tracking_uri
+        log_training_run(record, uri=uri, client=connect(uri), settings=via_mlflow)
+        with direct_store(direct.resolved_tracking_uri, "plain", direct) as writer:
+            writer.log_run(record)
+        for settings in (via_mlflow, direct):
+            assert dump(settings.resolved_tracking_uri)["metrics"][0]["key"] == "test_rmse"
+        assert normalised_rows(direct.resolved_tracking_uri, direct.home) == normalised_rows(
+            uri, via_mlflow.home
+        )
+        tree = artefact_tree(direct.home, direct.resolved_tracking_uri)
+        assert tree == artefact_tree(via_mlflow.home, uri)
+        assert not any(p.endswith("input_example.json") for p in tree)
+
+
 # ------------------------------------------------------------------ falling back, failing
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[Settings]:
@@ -311,6 +373,7 @@ def _artefacts(settings: Settings) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) if root.exists() else []
 
 
+@ONLY_DIABETES
 def test_a_schema_revision_it_does_not_know_is_logged_through_mlflow(
     sqlite_store: Settings, trained: list[Any], monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -326,6 +389,7 @@ def test_a_schema_revision_it_does_not_know_is_logged_through_mlflow(
     assert run.info.status == "FINISHED"
 
 
+@ONLY_DIABETES
 def test_a_store_at_another_revision_is_left_to_mlflow(
     sqlite_store: Settings, trained: list[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -342,6 +406,7 @@ def test_a_store_at_another_revision_is_left_to_mlflow(
     assert recorded.tracking_error is None or "\n" not in recorded.tracking_error
 
 
+@ONLY_DIABETES
 @pytest.mark.parametrize("when", ["write", "commit"])
 def test_a_failed_write_leaves_no_rows_and_no_files(
     sqlite_store: Settings, trained: list[Any], when: str

@@ -168,7 +168,7 @@ def signature(example: pd.DataFrame, predictions: np.ndarray) -> dict[str, str |
         missing = bool(column.isna().any())
         if column.dtype == np.float64:
             kind = "double"
-        elif _is_text(column) and not missing:
+        elif _is_text(column):
             kind = "string"
         else:
             raise NotDirect(f"example column {name!r} of dtype {column.dtype}")
@@ -181,10 +181,14 @@ def signature(example: pd.DataFrame, predictions: np.ndarray) -> dict[str, str |
 
 
 def _is_text(column: pd.Series) -> bool:
+    """A string column with at least one value, every value text or missing."""
     import pandas as pd
 
-    return bool(pd.api.types.is_string_dtype(column)) and all(
-        isinstance(v, str) for v in column.tolist()
+    values = column.dropna().tolist()
+    return (
+        bool(pd.api.types.is_string_dtype(column))
+        and bool(values)
+        and all(isinstance(v, str) for v in values)
     )
 
 
