@@ -5,7 +5,9 @@ version's bundle is downloaded once into ``<home>/cache/models/NAME/VERSION/`` (
 immutable, so the cache never goes stale), atomically: to a temporary sibling, then renamed. The
 cached ``model.json`` records the registry version as the bundle's ``version`` and the registry
 coordinates under ``registry``, so predictions name the version that made them. The result loads
-with :func:`regressops.models.bundle.load_bundle` — no MLflow needed after this point.
+with :func:`regressops.models.bundle.load_bundle` — no MLflow needed after this point. On a SQL
+store whose version files are on this machine (a ``file:`` storage location) both steps run
+without MLflow: the alias is read from the store and the bundle copied from the version's files.
 """
 
 from __future__ import annotations

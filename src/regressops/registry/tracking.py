@@ -6,6 +6,12 @@ input with the content hash as digest, and ``lineage.json``); the gate report (`
 the package versions and git commit; the held-out rows (``eval/heldout.parquet``, so gates can be
 re-checked on the same rows at promotion); and the model — our bundle inside an MLflow pyfunc
 model (:mod:`regressops.registry.pyfunc`) with a signature and an input example.
+
+What a run holds is computed here once (:func:`run_tags`, :func:`run_params`,
+:func:`run_metrics`, :func:`dataset_input`, :func:`stage_run_artifacts`, :func:`example_frame`,
+:func:`model_requirements`) and shared with :mod:`regressops.registry.store_writer`, which writes
+the same run into a SQL store without importing MLflow when it safely can; this module is the
+MLflow path, used for everything else (tracking servers, other schemas, registration).
 """
 
 from __future__ import annotations

@@ -8,6 +8,12 @@ under a parent run with the leaderboard when there are several) and, with ``regi
 registers the best and makes it ``@champion`` if its gates pass (a version that fails is
 registered and archived; the champion does not move).
 
+Runs go straight into a SQL tracking store without importing MLflow when
+:func:`~regressops.registry.store_writer.may_write_directly` allows it (decided before training,
+so MLflow is then not imported in the background either) and the store turns out to be MLflow
+3.17's; otherwise, or if the direct write declines, through MLflow
+(:func:`~regressops.registry.tracking.log_training_run`).
+
 If the tracking store cannot be reached the bundles are still written locally and the result
 says why nothing was logged (:attr:`Recorded.tracking_error`); the caller decides whether that
 is fatal (``--register``).
