@@ -93,6 +93,27 @@ def read_alias(uri: str, name: str, alias: str) -> AliasTarget | None:
     return None
 
 
+def store_engine(uri: str) -> Any:
+    """A SQLAlchemy engine on the store at ``uri`` without a pool, a PostgreSQL connection
+    attempt bounded to :data:`_TIMEOUT_S` (an unreachable server fails in seconds)."""
+    import sqlalchemy as sa
+
+    url = sa.make_url(uri)
+    args = {"connect_timeout": int(_TIMEOUT_S)} if url.get_backend_name() == "postgresql" else {}
+    return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=args)
+
+
+def sqlite_missing(uri: str) -> bool:
+    """True for a ``sqlite`` URL whose database file does not exist (connecting would create
+    an empty one)."""
+    import sqlalchemy as sa
+
+    url = sa.make_url(uri)
+    return url.get_backend_name() == "sqlite" and not (
+        url.database and os.path.isfile(url.database)
+    )
+
+
 def alias_unset(uri: str, name: str, alias: str) -> bool:
     """True when the SQL store at ``uri`` surely has no alias ``alias`` on model ``name``.
 
@@ -105,12 +126,9 @@ def alias_unset(uri: str, name: str, alias: str) -> bool:
     try:
         import sqlalchemy as sa
 
-        url = sa.make_url(uri)
-        if url.get_backend_name() == "sqlite" and not (
-            url.database and os.path.isfile(url.database)
-        ):
+        if sqlite_missing(uri):
             return False
-        engine = sa.create_engine(uri, poolclass=sa.pool.NullPool)
+        engine = store_engine(uri)
         try:
             with engine.connect() as conn:
                 revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()

@@ -55,7 +55,12 @@ from typing import TYPE_CHECKING, Any
 from regressops.redact import redact_text
 from regressops.registry.connection import store_errors
 from regressops.registry.mlmodel_files import NotDirect, write_model_dir
-from regressops.registry.store_reader import SCHEMA_REVISION, is_sql_store
+from regressops.registry.store_reader import (
+    SCHEMA_REVISION,
+    is_sql_store,
+    sqlite_missing,
+    store_engine,
+)
 from regressops.registry.tracking import (
     MODEL_NAME,
     LoggedRun,
@@ -115,11 +120,13 @@ _COLUMNS = {
 def may_write_directly(uri: str, *, register: bool, settings: Settings) -> bool:
     """Whether a train may log to ``uri`` without MLflow (cheap: no connection is made).
 
-    True for a SQL store when ``train.direct_tracking`` is on, nothing is registered
-    (registering needs MLflow anyway) and no MLflow setting changes what ``log_model`` writes;
-    :func:`direct_store` checks the rest.
+    True for a SQL store (an existing file for SQLite) when ``train.direct_tracking`` is on,
+    nothing is registered (registering needs MLflow anyway) and no MLflow setting changes what
+    ``log_model`` writes; :func:`direct_store` checks the rest.
     """
     if register or not settings.train.direct_tracking or not is_sql_store(uri):
+        return False
+    if sqlite_missing(uri):  # a fresh home: MLflow creates the store
         return False
     return not any(os.environ.get(k, "").lower() in ("true", "1") for k in _MLFLOW_ONLY_ENV)
 
@@ -152,14 +159,12 @@ def direct_store(uri: str, experiment: str, settings: Settings) -> Iterator[RunW
     RegistryError
         A write or the commit failed; nothing of the block is left (rows nor artefacts).
     """
-    import sqlalchemy as sa
 
     what = f"logging the run to {redact_text(uri)}"
-    url = sa.make_url(uri)
-    if url.get_backend_name() == "sqlite" and not (url.database and os.path.isfile(url.database)):
+    if sqlite_missing(uri):
         raise NotDirect("no database yet (MLflow creates its schema)")
     try:
-        engine = sa.create_engine(uri, poolclass=sa.pool.NullPool)
+        engine: sa.Engine = store_engine(uri)
     except Exception as exc:  # an unknown driver: MLflow says what is wrong
         raise NotDirect(f"cannot open the store: {type(exc).__name__}") from None
     try:

@@ -3,6 +3,8 @@ MLflow would add, the requirements and signature it writes, the names it refuses
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,29 +19,33 @@ from regressops.registry.store_writer import _check_names, may_write_directly, r
 @pytest.mark.parametrize(
     ("uri", "register", "direct", "expected"),
     [
-        ("sqlite:////tmp/x/mlflow.db", False, True, True),
+        ("sqlite:///{home}/mlflow.db", False, True, True),
         ("postgresql+psycopg://u@h/db", False, True, True),
-        ("sqlite:////tmp/x/mlflow.db", True, True, False),  # registering needs MLflow
-        ("sqlite:////tmp/x/mlflow.db", False, False, False),  # train.direct_tracking = false
+        ("sqlite:///{home}/none.db", False, True, False),  # no store yet: MLflow creates it
+        ("sqlite:///{home}/mlflow.db", True, True, False),  # registering needs MLflow
+        ("sqlite:///{home}/mlflow.db", False, False, False),  # train.direct_tracking = false
         ("http://127.0.0.1:5000", False, True, False),  # a tracking server
         ("file:///tmp/mlruns", False, True, False),
     ],
 )
 def test_when_a_run_may_be_written_directly(
-    uri: str, register: bool, direct: bool, expected: bool, tmp_path: object
+    uri: str, register: bool, direct: bool, expected: bool, tmp_path: Path
 ) -> None:
-    settings = Settings(home=str(tmp_path), train=TrainSettings(direct_tracking=direct))
+    (tmp_path / "mlflow.db").touch()
+    settings = Settings(home=tmp_path, train=TrainSettings(direct_tracking=direct))
+    uri = uri.format(home=tmp_path)
     assert may_write_directly(uri, register=register, settings=settings) is expected
 
 
 def test_mlflow_settings_that_change_the_model_files_keep_mlflow(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    settings = Settings(home=str(tmp_path))
+    (tmp_path / "mlflow.db").touch()
+    settings, uri = Settings(home=tmp_path), f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_LOCK_MODEL_DEPENDENCIES", "true")
-    assert not may_write_directly("sqlite:////tmp/x.db", register=False, settings=settings)
+    assert not may_write_directly(uri, register=False, settings=settings)
     monkeypatch.setenv("MLFLOW_LOCK_MODEL_DEPENDENCIES", "false")
-    assert may_write_directly("sqlite:////tmp/x.db", register=False, settings=settings)
+    assert may_write_directly(uri, register=False, settings=settings)
 
 
 @pytest.mark.parametrize("user", [None, "alice"])
