@@ -30,6 +30,7 @@ from sqlalchemy.pool import NullPool
 from helpers.postgres import temporary_database
 from helpers.training import train_with
 from regressops.config import GateSettings, Settings, TrainSettings
+from regressops.redact import redact_text
 from regressops.registry.connection import active_tracking, connect
 from regressops.registry.store_reader import SCHEMA_REVISION
 from regressops.registry.tracking import example_frame
@@ -406,37 +407,57 @@ def test_a_store_at_another_revision_is_left_to_mlflow(
     assert recorded.tracking_error is None or "\n" not in recorded.tracking_error
 
 
+#: SQL that makes the write fail: at the last insert of a run, or only at the commit (every insert
+#: succeeds, a deferred foreign key is violated).
+_SABOTAGE = {
+    ("sqlite", "write"): [
+        "CREATE TRIGGER refuse BEFORE INSERT ON logged_model_metrics "
+        "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    ],
+    ("postgresql", "write"): [
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+        "CREATE TRIGGER refuse BEFORE INSERT ON logged_model_metrics "
+        "FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ],
+    ("sqlite", "commit"): [
+        "CREATE TABLE anchor (id TEXT PRIMARY KEY)",
+        "CREATE TABLE guard (id TEXT REFERENCES anchor(id) DEFERRABLE INITIALLY DEFERRED)",
+        "CREATE TRIGGER guard_runs AFTER INSERT ON runs "
+        "BEGIN INSERT INTO guard VALUES (NEW.run_uuid); END",
+    ],
+    ("postgresql", "commit"): [
+        "CREATE TABLE anchor (id TEXT PRIMARY KEY)",
+        "CREATE TABLE guard (id TEXT REFERENCES anchor(id) DEFERRABLE INITIALLY DEFERRED)",
+        "CREATE FUNCTION guard_runs() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN INSERT INTO guard VALUES (NEW.run_uuid); RETURN NEW; END $$",
+        "CREATE TRIGGER guard_runs AFTER INSERT ON runs FOR EACH ROW EXECUTE FUNCTION guard_runs()",
+    ],
+}
+
+
 @ONLY_DIABETES
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("when", ["write", "commit"])
 def test_a_failed_write_leaves_no_rows_and_no_files(
-    sqlite_store: Settings, trained: list[Any], when: str
+    tmp_path: Path, trained: list[Any], backend: str, when: str
 ) -> None:
-    engine = sa.create_engine(sqlite_store.resolved_tracking_uri, poolclass=NullPool)
-    with engine.begin() as conn:
-        if when == "write":  # the last insert of a run fails
-            conn.execute(sa.text(
-                "CREATE TRIGGER refuse BEFORE INSERT ON logged_model_metrics "
-                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
-            ))  # fmt: skip
-        else:  # every insert succeeds; a deferred foreign key fails the commit
-            conn.execute(sa.text("CREATE TABLE anchor (id TEXT PRIMARY KEY)"))
-            conn.execute(sa.text(
-                "CREATE TABLE guard (id TEXT REFERENCES anchor(id) DEFERRABLE INITIALLY DEFERRED)"
-            ))  # fmt: skip
-            conn.execute(sa.text(
-                "CREATE TRIGGER guard_runs AFTER INSERT ON runs "
-                "BEGIN INSERT INTO guard VALUES (NEW.run_uuid); END"
-            ))  # fmt: skip
-    engine.dispose()
-    before = _artefacts(sqlite_store)
-    recorded = record_training(trained, RecordPlan(cv=0), settings=sqlite_store)
-    error = recorded.tracking_error
-    assert error is not None and "\n" not in error
-    assert error.startswith(f"logging the run to {sqlite_store.resolved_tracking_uri}: ")
-    assert ("refused by the test" if when == "write" else "FOREIGN KEY") in error
-    assert _runs(sqlite_store) == 0
-    assert _artefacts(sqlite_store) == before  # no run or model folder, no staging left
-    assert all(c.run_id is None for c in recorded.candidates)
+    with fresh_store(backend, tmp_path / "home", direct=True) as settings:
+        uri = settings.resolved_tracking_uri
+        engine = sa.create_engine(uri, poolclass=NullPool)
+        with engine.begin() as conn:
+            for statement in _SABOTAGE[backend, when]:
+                conn.execute(sa.text(statement))
+        engine.dispose()
+        before = _artefacts(settings)
+        recorded = record_training(trained, RecordPlan(cv=0), settings=settings)
+        error = recorded.tracking_error
+        assert error is not None and "\n" not in error
+        assert error.startswith(f"logging the run to {redact_text(uri)}: ")
+        assert ("refused by the test" if when == "write" else "foreign key") in error.lower()
+        assert _runs(settings) == 0
+        assert _artefacts(settings) == before  # no run or model folder, no staging left
+        assert all(c.run_id is None for c in recorded.candidates)
 
 
 def test_a_tracked_train_never_imports_mlflow(tmp_path: Path) -> None:
