@@ -21,11 +21,8 @@ is fatal (``--register``).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import threading
-import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,7 +39,6 @@ if TYPE_CHECKING:
     from regressops.data.selection import DataSelection
     from regressops.data.split import SplitPlan
     from regressops.registry.lifecycle import Change
-    from regressops.registry.tracking import RunRecord
     from regressops.training.estimator import EstimatorParams
     from regressops.training.train import Progress, TrainResult
 
@@ -270,6 +266,7 @@ def record_training(
     from sklearn.exceptions import ConvergenceWarning
 
     from regressops.training.crossval import cross_validate
+    from regressops.training.tracked_runs import log_runs, log_runs_directly
 
     settings = settings or get_settings()
     record = record or RecordPlan()
@@ -329,14 +326,14 @@ def record_training(
     recorded.tracking_uri = store
     notify(training.TrainEvent("tracking"))
     try:
-        if client is None and _log_runs_directly(store, recorded, td.name, test_rows, settings):
+        if client is None and log_runs_directly(store, recorded, td.name, test_rows, settings):
             return recorded
         if client is None:  # the store cannot be written directly after all: MLflow
             client, error = _connect(store)
             if client is None:
                 recorded.tracking_uri, recorded.tracking_error = None, error
                 return recorded
-        _log_runs(client, store, recorded, td.name, test_rows, settings)
+        log_runs(client, store, recorded, td.name, test_rows, settings)
     except RegistryError as exc:
         recorded.tracking_error = exc.message
         return recorded
@@ -415,114 +412,6 @@ def _champion(name: str, store: str, settings: Settings) -> Any:
         if exc.reason in (Reason.NOT_FOUND, Reason.UNKNOWN_ALIAS):
             return None
         raise
-
-
-def _log_runs_directly(
-    store: str, recorded: Recorded, dataset: str, test_rows: Any, settings: Settings
-) -> bool:
-    """Write every run (and the parent of several) straight into the SQL store, in one
-    transaction (:mod:`regressops.registry.store_writer`); False when MLflow must do it."""
-    from regressops.redact import redact_text
-    from regressops.registry.store_writer import NotDirect, direct_store
-
-    try:
-        with direct_store(store, dataset, settings) as writer:
-            several = len(recorded.candidates) > 1
-            parent = writer.new_run_id() if several else None
-            start = int(time.time() * 1000)
-            for cand in recorded.candidates:
-                logged = writer.log_run(_run_record(cand, dataset, test_rows), parent_run_id=parent)
-                cand.run_id, cand.model_uri, cand.model_id = (
-                    logged.run_id, logged.model_uri, logged.model_id,
-                )  # fmt: skip
-            if parent is not None:
-                writer.log_parent(
-                    parent, name=f"candidates {recorded.name}", start_time=start,
-                    tags={**_parent_tags(dataset), "regressops.best_kind": recorded.best.kind},
-                    metrics={"best_test_rmse": recorded.best.result.metrics["rmse"]},
-                    documents={"leaderboard.json": [c.row() for c in recorded.candidates]},
-                )  # fmt: skip
-    except NotDirect as exc:
-        for cand in recorded.candidates:
-            cand.run_id = cand.model_uri = cand.model_id = None
-        logger.debug("logging through MLflow: %s cannot be written directly (%s)",
-                     redact_text(store), exc)  # fmt: skip
-        return False
-    except BaseException:
-        for cand in recorded.candidates:
-            cand.run_id = cand.model_uri = cand.model_id = None
-        raise
-    recorded.parent_run_id = parent
-    for cand in recorded.candidates:
-        logger.info("logged run %s to %s", cand.run_id, redact_text(store))
-    return True
-
-
-def _parent_tags(dataset: str) -> dict[str, str]:
-    return {"regressops.dataset": dataset, "regressops.candidates": "parent"}
-
-
-def _run_record(cand: Candidate, dataset: str, test_rows: Any) -> RunRecord:
-    """What one candidate's run records."""
-    from regressops.registry.tracking import RunRecord
-
-    result = cand.result
-    m = result.metrics
-    metrics = {f"test_{k}": m[k] for k in ("r2", "rmse", "mse", "mae")}
-    metrics.update({f"train_{k}": v for k, v in m.get("train", {}).items() if k != "n"})
-    metrics.update(cand.cv)
-    metrics["gates_passed"] = float(cand.gates.passed)
-    split = result.bundle.lineage.get("split", {})
-    return RunRecord(
-        bundle=result.bundle,
-        bundle_dir=result.path,
-        dataset=dataset,
-        metrics=metrics,
-        params={"split": split, "features": ",".join(result.bundle.spec.names)},
-        eval_frame=test_rows,
-        plots=list(result.plots),
-        gate_report=cand.gates.to_dict(),
-        tags={"regressops.gates": "passed" if cand.gates.passed else "failed"},
-        run_name=result.bundle.kind,
-    )
-
-
-def _log_runs(
-    client: Any, store: str, recorded: Recorded, dataset: str, test_rows: Any, settings: Settings
-) -> None:
-    from regressops.registry.connection import mlflow_errors
-    from regressops.registry.tracking import ensure_experiment, log_training_run
-
-    parent = None
-    if len(recorded.candidates) > 1:
-        experiment_id = ensure_experiment(client, dataset, store, settings)
-        with mlflow_errors("creating the parent run"):
-            parent = client.create_run(
-                experiment_id, run_name=f"candidates {recorded.name}",
-                tags=_parent_tags(dataset),
-            ).info.run_id  # fmt: skip
-    for cand in recorded.candidates:
-        logged = log_training_run(
-            _run_record(cand, dataset, test_rows),
-            uri=store,
-            experiment=dataset,
-            parent_run_id=parent,
-            client=client,
-            settings=settings,
-        )
-        cand.run_id, cand.model_uri, cand.model_id = (
-            logged.run_id,
-            logged.model_uri,
-            logged.model_id,
-        )
-    if parent is not None:
-        with mlflow_errors("closing the parent run"), contextlib.redirect_stdout(io.StringIO()):
-            client.log_dict(parent, [c.row() for c in recorded.candidates], "leaderboard.json")
-            best = recorded.best.result.metrics
-            client.log_metric(parent, "best_test_rmse", best["rmse"])
-            client.set_tag(parent, "regressops.best_kind", recorded.best.kind)
-            client.set_terminated(parent)
-    recorded.parent_run_id = parent
 
 
 def _register(

@@ -13,7 +13,8 @@ from regressops.config import Settings, TrainSettings
 from regressops.errors import RegistryError
 from regressops.registry.connection import store_errors
 from regressops.registry.mlmodel_files import NotDirect, pip_requirements, signature
-from regressops.registry.store_writer import _check_names, may_write_directly, run_context_tags
+from regressops.registry.run_writer import check_names, run_context_tags
+from regressops.registry.store_writer import may_write_directly
 
 
 @pytest.mark.parametrize(
@@ -89,13 +90,13 @@ def test_signature_as_mlflow_infers_it() -> None:
 
 @pytest.mark.parametrize("name", ["ok.name", "with space", "a/b", "colon:ok"])
 def test_names_mlflow_accepts(name: str) -> None:
-    _check_names([name])
+    check_names([name])
 
 
 @pytest.mark.parametrize("name", ["bad!", "../up", "/abs", "a//b", "x" * 251])
 def test_names_mlflow_refuses_leave_the_run_to_mlflow(name: str) -> None:
     with pytest.raises(NotDirect):
-        _check_names([name])
+        check_names([name])
 
 
 def test_store_errors_read_like_mlflows() -> None:
