@@ -88,6 +88,8 @@ def may_write_directly(uri: str, *, register: bool, settings: Settings) -> bool:
         return False
     if sqlite_missing(uri):  # a fresh home: MLflow creates the store
         return False
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):  # MLflow adds it to every MLmodel
+        return False
     return not any(os.environ.get(k, "").lower() in ("true", "1") for k in _MLFLOW_ONLY_ENV)
 
 

@@ -47,6 +47,8 @@ def test_mlflow_settings_that_change_the_model_files_keep_mlflow(
     assert not may_write_directly(uri, register=False, settings=settings)
     monkeypatch.setenv("MLFLOW_LOCK_MODEL_DEPENDENCIES", "false")
     assert may_write_directly(uri, register=False, settings=settings)
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")
+    assert not may_write_directly(uri, register=False, settings=settings)
 
 
 @pytest.mark.parametrize("user", [None, "alice"])
