@@ -39,6 +39,9 @@ class TrainSettings(BaseModel):
     random_state: int = 42
     solver: str = "exact"
     track: bool = True  # log every training run to MLflow (``--no-track`` for one run)
+    # write runs straight into a SQL tracking store of MLflow 3.17's schema with local artefacts
+    # (no MLflow import); false: always through MLflow
+    direct_tracking: bool = True
     cv: int = Field(5, ge=0)  # folds of the cross-validated metrics (0: none)
 
 

@@ -40,3 +40,39 @@ def temporary_schema(prefix: str = "regressops_test") -> Iterator[str]:
         with engine.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
+
+
+@contextmanager
+def temporary_database(prefix: str = "regressops_test") -> Iterator[str]:
+    """A new database (its SQLAlchemy URL), dropped afterwards with every session still on it;
+    skip (fail under CI) when PostgreSQL is not reachable."""
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(
+        PG_URL,
+        poolclass=NullPool,
+        connect_args={"connect_timeout": 3},
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        message = f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}"
+        if in_ci():
+            pytest.fail(f"{message} (CI=true: the PostgreSQL tests must run)")
+        pytest.skip(message)
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
+                {"d": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -315,14 +316,22 @@ def test_a_cached_champion_resolves_without_importing_mlflow(store: dict[str, An
     assert light is not None and (light.version, light.run_id) == (version, run.run_id)
     card = client.get_model_version(name, version).tags["regressops.card"]
     assert light.card == card  # the model card's context comes with it, for /model-check
-    assert read_version(uri, name, version) == light.__class__(name, "", version, run.run_id, card)
+    location = client.get_model_version_download_uri(name, version)
+    assert light.storage_location == location  # where its files are (copied without MLflow)
+    expected = light.__class__(name, "", version, run.run_id, card, location)
+    assert read_version(uri, name, version) == expected
     assert read_alias(uri, name, "nosuch") is None and read_version(uri, name, "99") is None
-    # the first resolution downloads through MLflow; later ones need no MLflow at all
+    # the first resolution fetches the bundle into the cache; later ones need no MLflow at all
     first = resolve_model(f"models:/{name}@champion", settings=settings)
     again = resolve_in_fresh_process(settings, f"models:/{name}@champion")
     assert again == {"version": version, "path": str(first.path), "mlflow": False}
     by_version = resolve_in_fresh_process(settings, f"models:/{name}/{version}")
     assert by_version["version"] == version and not by_version["mlflow"]
+    # a version whose files are on this machine is cached without MLflow too
+    shutil.rmtree(first.path)
+    fetched = resolve_in_fresh_process(settings, f"models:/{name}@champion")
+    assert fetched == {"version": version, "path": str(first.path), "mlflow": False}
+    assert json.loads((Path(first.path) / "model.json").read_text())["registry"]["uri"] == uri
     # a cached bundle recorded from another store is not trusted: MLflow resolves it again
     model_json = Path(first.path) / "model.json"
     doc = json.loads(model_json.read_text())

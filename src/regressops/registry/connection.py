@@ -189,25 +189,50 @@ def mlflow_errors(what: str, *, unavailable: bool = False) -> Iterator[None]:
         raise
     except MlflowException as exc:
         code = str(getattr(exc, "error_code", ""))
-        message = _first_line(exc.message if hasattr(exc, "message") else str(exc))
-        if unavailable or _looks_unreachable(message):
-            raise RegistryError(
-                f"{what} is unavailable: {message}", reason="tracking_unavailable"
-            ) from None
-        reason = "not_found" if code in _NOT_FOUND or "not found" in message else "registry_error"
-        raise RegistryError(f"{what}: {message}", reason=reason) from None
-    except (OSError, ConnectionError) as exc:
+        message = exc.message if hasattr(exc, "message") else str(exc)
+        raise _store_error(what, message, code=code, unavailable=unavailable) from None
+    except Exception as exc:
+        _raise_transport_error(what, exc)
+        raise
+
+
+@contextlib.contextmanager
+def store_errors(what: str) -> Iterator[None]:
+    """:func:`mlflow_errors` for code that writes MLflow's store without MLflow.
+
+    A database error gets the line MLflow's store gives it (MLflow wraps the SQLAlchemy error in
+    an ``MlflowException`` with the same text); file-system and connection errors get the same
+    lines as under :func:`mlflow_errors`. Nothing here imports MLflow.
+    """
+    try:
+        yield
+    except RegistryError:
+        raise
+    except Exception as exc:
+        if type(exc).__module__.startswith("sqlalchemy") and not isinstance(exc, OSError):
+            raise _store_error(what, str(exc)) from None
+        _raise_transport_error(what, exc)
+        raise
+
+
+def _store_error(
+    what: str, message: str, *, code: str = "", unavailable: bool = False
+) -> RegistryError:
+    line = _first_line(message)
+    if unavailable or _looks_unreachable(line):
+        return RegistryError(f"{what} is unavailable: {line}", reason="tracking_unavailable")
+    reason = "not_found" if code in _NOT_FOUND or "not found" in line else "registry_error"
+    return RegistryError(f"{what}: {line}", reason=reason)
+
+
+def _raise_transport_error(what: str, exc: Exception) -> None:
+    """Raise the "unavailable" error of a file-system or connection failure (else return)."""
+    transport = type(exc).__module__.startswith(("requests", "urllib3", "sqlalchemy"))
+    if isinstance(exc, (OSError, ConnectionError)) or transport:
         raise RegistryError(
             f"{what} is unavailable: {type(exc).__name__}: {_first_line(str(exc))}",
             reason="tracking_unavailable",
         ) from None
-    except Exception as exc:
-        if type(exc).__module__.startswith(("requests", "urllib3", "sqlalchemy")):
-            raise RegistryError(
-                f"{what} is unavailable: {type(exc).__name__}: {_first_line(str(exc))}",
-                reason="tracking_unavailable",
-            ) from None
-        raise
 
 
 def _looks_unreachable(message: str) -> bool:

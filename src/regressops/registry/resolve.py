@@ -5,7 +5,9 @@ version's bundle is downloaded once into ``<home>/cache/models/NAME/VERSION/`` (
 immutable, so the cache never goes stale), atomically: to a temporary sibling, then renamed. The
 cached ``model.json`` records the registry version as the bundle's ``version`` and the registry
 coordinates under ``registry``, so predictions name the version that made them. The result loads
-with :func:`regressops.models.bundle.load_bundle` — no MLflow needed after this point.
+with :func:`regressops.models.bundle.load_bundle` — no MLflow needed after this point. On a SQL
+store whose version files are on this machine (a ``file:`` storage location) both steps run
+without MLflow: the alias is read from the store and the bundle copied from the version's files.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import os
 import re
 import shutil
 import tempfile
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +33,7 @@ from regressops.registry.cards import CARD_TAG, card_context
 from regressops.registry.connection import connect, mlflow_errors, tracking_uri
 from regressops.registry.lifecycle import alias_version, get_version
 from regressops.registry.pyfunc import BUNDLE_SUBPATH
-from regressops.registry.store_reader import read_alias, read_version
+from regressops.registry.store_reader import AliasTarget, read_alias, read_version
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -165,6 +170,8 @@ def _cached_without_mlflow(ref: ModelRef, store: str, settings: Settings) -> Res
     if found is None:
         return None
     target = cache_dir(settings, ref.name, found.version)
+    if not (target / "model.json").is_file() and not _copy_local(found, target, store):
+        return None
     try:
         registry = json.loads((target / "model.json").read_text()).get("registry", {})
     except (OSError, ValueError, AttributeError):
@@ -247,20 +254,53 @@ def alias_fingerprint(uri: str) -> str | None:
     return f"{ref.name}/{mv.version}" if mv is not None else None
 
 
+def _copy_local(found: AliasTarget, target: Path, store: str) -> bool:
+    """Cache a version whose files are on this machine (a ``file:`` storage location) by
+    copying its bundle, as :func:`_download` would; False when it cannot (use MLflow)."""
+    location = urllib.parse.urlparse(found.storage_location or "")
+    if location.scheme != "file" or location.netloc or location.query or location.fragment:
+        return False
+    source = Path(urllib.request.url2pathname(location.path)) / BUNDLE_SUBPATH
+    if not (source / "model.json").is_file():
+        return False
+
+    def fetch(tmp: Path) -> Path:
+        return Path(shutil.copytree(source, tmp / source.name))
+
+    try:
+        _install(fetch, found.name, found.version, target, store)
+    except (OSError, ValueError, RegistryError) as exc:
+        logger.debug("local copy of %s v%s failed: %s", found.name, found.version, exc)
+        return False
+    return True
+
+
 def _download(client: MlflowClient, name: str, version: str, target: Path, store: str) -> None:
     import mlflow
 
+    def fetch(tmp: Path) -> Path:
+        with mlflow_errors(f"downloading {name!r} v{version} from {redact_text(store)}"):
+            root = client.get_model_version_download_uri(name, version)
+            return Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"{root.rstrip('/')}/{BUNDLE_SUBPATH}",
+                    dst_path=str(tmp),
+                    tracking_uri=store,
+                )
+            )
+
+    _install(fetch, name, version, target, store)
+
+
+def _install(
+    fetch: Callable[[Path], Path], name: str, version: str, target: Path, store: str
+) -> None:
+    """Fetch a version's bundle into a temporary sibling of ``target``, stamp its registry
+    coordinates into ``model.json`` and rename it into place (a concurrent winner is kept)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=target.parent))
     try:
-        with mlflow_errors(f"downloading {name!r} v{version} from {redact_text(store)}"):
-            root = client.get_model_version_download_uri(name, version)
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"{root.rstrip('/')}/{BUNDLE_SUBPATH}",
-                dst_path=str(tmp),
-                tracking_uri=store,
-            )
-        bundle = Path(local)
+        bundle = fetch(tmp)
         if not (bundle / "model.json").is_file():
             raise RegistryError(
                 f"{name!r} v{version} holds no regressops bundle (no {BUNDLE_SUBPATH}/model.json)",

@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 _SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 _TIMEOUT_S = 5.0
+#: The ``alembic_version`` of a store MLflow 3.17 created or migrated (the schema read and written
+#: without MLflow; a test creates a store with MLflow and checks it).
+SCHEMA_REVISION = "dc11669786a5"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class AliasTarget:
     version: str
     run_id: str | None
     card: str | None = None  # the version's model card tag (regressops.card), if any
+    storage_location: str | None = None  # where the version's files are (SQL stores)
 
 
 def read_version(uri: str, name: str, version: str) -> AliasTarget | None:
@@ -89,6 +93,60 @@ def read_alias(uri: str, name: str, alias: str) -> AliasTarget | None:
     return None
 
 
+def store_engine(uri: str) -> Any:
+    """A SQLAlchemy engine on the store at ``uri`` without a pool, a PostgreSQL connection
+    attempt bounded to :data:`_TIMEOUT_S` (an unreachable server fails in seconds)."""
+    import sqlalchemy as sa
+
+    url = sa.make_url(uri)
+    args = {"connect_timeout": int(_TIMEOUT_S)} if url.get_backend_name() == "postgresql" else {}
+    return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=args)
+
+
+def sqlite_missing(uri: str) -> bool:
+    """True for a ``sqlite`` URL whose database file does not exist (connecting would create
+    an empty one)."""
+    import sqlalchemy as sa
+
+    url = sa.make_url(uri)
+    return url.get_backend_name() == "sqlite" and not (
+        url.database and os.path.isfile(url.database)
+    )
+
+
+def alias_unset(uri: str, name: str, alias: str) -> bool:
+    """True when the SQL store at ``uri`` surely has no alias ``alias`` on model ``name``.
+
+    Sure means: the database exists, its schema is MLflow 3.17's (:data:`SCHEMA_REVISION`) and
+    ``registered_model_aliases`` holds no such row. Anything else (another store kind, no
+    database yet, another schema, an error) is False: ask MLflow.
+    """
+    if not is_sql_store(uri):
+        return False
+    try:
+        import sqlalchemy as sa
+
+        if sqlite_missing(uri):
+            return False
+        engine = store_engine(uri)
+        try:
+            with engine.connect() as conn:
+                revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+                found = conn.execute(
+                    sa.text(
+                        "SELECT 1 FROM registered_model_aliases WHERE name = :name "
+                        "AND alias = :alias AND workspace = :workspace"
+                    ),
+                    {"name": name, "alias": alias, "workspace": "default"},
+                ).first()
+        finally:
+            engine.dispose()
+    except Exception as exc:
+        logger.debug("light alias check of %s failed: %s", redact_text(uri), redact_text(str(exc)))
+        return False
+    return revision == SCHEMA_REVISION and found is None
+
+
 def _read_sql(uri: str, name: str, alias: str | None, version: str | None) -> AliasTarget | None:
     import sqlalchemy as sa
 
@@ -97,7 +155,8 @@ def _read_sql(uri: str, name: str, alias: str | None, version: str | None) -> Al
         return None  # connecting would create an empty database file
     if alias is not None:
         query = sa.text(
-            "SELECT a.version, v.run_id, v.status, t.value FROM registered_model_aliases a "
+            "SELECT a.version, v.run_id, v.status, t.value, v.storage_location "
+            "FROM registered_model_aliases a "
             "JOIN model_versions v ON v.name = a.name AND v.version = a.version "
             "AND v.workspace = a.workspace "
             "LEFT JOIN model_version_tags t ON t.workspace = v.workspace AND t.name = v.name "
@@ -107,7 +166,8 @@ def _read_sql(uri: str, name: str, alias: str | None, version: str | None) -> Al
         params: dict[str, Any] = {"name": name, "alias": alias, "workspace": "default"}
     else:
         query = sa.text(
-            "SELECT v.version, v.run_id, v.status, t.value FROM model_versions v "
+            "SELECT v.version, v.run_id, v.status, t.value, v.storage_location "
+            "FROM model_versions v "
             "LEFT JOIN model_version_tags t ON t.workspace = v.workspace AND t.name = v.name "
             "AND t.version = v.version AND t.key = :card_key "
             "WHERE v.name = :name AND v.version = :version AND v.workspace = :workspace"
@@ -122,8 +182,10 @@ def _read_sql(uri: str, name: str, alias: str | None, version: str | None) -> Al
         engine.dispose()
     if len(rows) != 1 or rows[0][2] != "READY":
         return None
-    found, run_id, _, card = rows[0]
-    return AliasTarget(name, alias or "", str(int(found)), run_id or None, card or None)
+    found, run_id, _, card, location = rows[0]
+    return AliasTarget(
+        name, alias or "", str(int(found)), run_id or None, card or None, location or None
+    )
 
 
 def _auth_headers() -> dict[str, str]:

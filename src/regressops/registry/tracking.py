@@ -6,6 +6,12 @@ input with the content hash as digest, and ``lineage.json``); the gate report (`
 the package versions and git commit; the held-out rows (``eval/heldout.parquet``, so gates can be
 re-checked on the same rows at promotion); and the model — our bundle inside an MLflow pyfunc
 model (:mod:`regressops.registry.pyfunc`) with a signature and an input example.
+
+What a run holds is computed here once (:func:`run_tags`, :func:`run_params`,
+:func:`run_metrics`, :func:`dataset_input`, :func:`stage_run_artifacts`, :func:`example_frame`,
+:func:`model_requirements`) and shared with :mod:`regressops.registry.store_writer`, which writes
+the same run into a SQL store without importing MLflow when it safely can; this module is the
+MLflow path, used for everything else (tracking servers, other schemas, registration).
 """
 
 from __future__ import annotations
@@ -110,11 +116,7 @@ def ensure_experiment(
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
             return str(experiment.experiment_id)
-        location = None
-        if not is_http(uri):
-            root = ((settings or get_settings()).home / "mlartifacts").resolve()
-            root.mkdir(parents=True, exist_ok=True)
-            location = root.as_uri()
+        location = None if is_http(uri) else local_artifact_root(settings)
         try:
             return str(client.create_experiment(name, artifact_location=location))
         except Exception:
@@ -122,6 +124,14 @@ def ensure_experiment(
             if experiment is None:
                 raise
             return str(experiment.experiment_id)
+
+
+def local_artifact_root(settings: Settings | None = None) -> str:
+    """The artefact location (a ``file:`` URI) of experiments regressops creates on a local
+    store: ``<home>/mlartifacts``, created if missing."""
+    root = ((settings or get_settings()).home / "mlartifacts").resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return root.as_uri()
 
 
 def log_training_run(
@@ -174,7 +184,7 @@ def log_training_run(
     tags = {**DefaultRunContext().tags(), **run_tags(bundle, record.dataset), **record.tags}
     if parent_run_id is not None:
         tags["mlflow.parentRunId"] = parent_run_id
-    params = _params(bundle, record.params)
+    params = run_params(bundle, record.params)
     with mlflow_errors(f"logging the run to {redact_text(uri)}"):
         run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
     with (
@@ -186,22 +196,7 @@ def log_training_run(
     ):
         client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
         files = Path(tmp) / "artifacts"
-        files.mkdir()
-        _write_json(files / "lineage.json", bundle.lineage)
-        _write_json(files / "environment.json", environment_of(bundle.lineage))
-        if record.gate_report is not None:
-            _write_json(files / GATES_ARTIFACT, record.gate_report)
-        if any(Path(plot).is_file() for plot in record.plots):
-            (files / "plots").mkdir()
-            for plot in record.plots:
-                if Path(plot).is_file():
-                    shutil.copy2(plot, files / "plots" / Path(plot).name)
-        example = None
-        if record.eval_frame is not None:
-            heldout = files / EVAL_ARTIFACT
-            heldout.parent.mkdir(parents=True, exist_ok=True)
-            record.eval_frame.to_parquet(heldout, index=False)
-            example = record.eval_frame[bundle.spec.names].head(5)
+        example = stage_run_artifacts(record, files)
         client.log_artifacts(run_id, str(files))
         _log_input(bundle, record.dataset)
         model = client.create_logged_model(
@@ -214,9 +209,8 @@ def log_training_run(
         client.log_batch(
             run_id,
             metrics=[
-                Metric(k, float(v), now, 0, model_id=model.model_id)
-                for k, v in record.metrics.items()
-                if _finite(v)
+                Metric(k, v, now, 0, model_id=model.model_id)
+                for k, v in run_metrics(record).items()
             ],
         )
     logger.info("logged run %s to %s", run_id, redact_text(uri))
@@ -229,7 +223,33 @@ def log_training_run(
     )
 
 
-def _write_json(path: Path, doc: Any) -> None:
+def stage_run_artifacts(record: RunRecord, files: Path) -> pd.DataFrame | None:
+    """Write the run's artefacts into ``files`` (created); return the model's input example.
+
+    ``lineage.json``, ``environment.json``, ``gates.json``, ``plots/`` and
+    ``eval/heldout.parquet``, as the run holds them; the example is the first five held-out rows
+    of the model's features (None without held-out rows).
+    """
+    bundle = record.bundle
+    files.mkdir(parents=True)
+    write_json(files / "lineage.json", bundle.lineage)
+    write_json(files / "environment.json", environment_of(bundle.lineage))
+    if record.gate_report is not None:
+        write_json(files / GATES_ARTIFACT, record.gate_report)
+    if any(Path(plot).is_file() for plot in record.plots):
+        (files / "plots").mkdir()
+        for plot in record.plots:
+            if Path(plot).is_file():
+                shutil.copy2(plot, files / "plots" / Path(plot).name)
+    if record.eval_frame is None:
+        return None
+    heldout = files / EVAL_ARTIFACT
+    heldout.parent.mkdir(parents=True, exist_ok=True)
+    record.eval_frame.to_parquet(heldout, index=False)
+    return record.eval_frame[bundle.spec.names].head(5)
+
+
+def write_json(path: Path, doc: Any) -> None:
     """A JSON artefact as ``mlflow.log_dict`` writes it (indented, keys in their order)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, default=str))
@@ -253,7 +273,7 @@ def log_bundle_model(
     shutil.copytree(bundle_dir, staged)
     signature = None
     if example is not None:
-        example = _example_frame(bundle, example)
+        example = example_frame(bundle, example)
         signature = infer_signature(example, bundle.predict_frame(example))
     with _requirements_known():
         return mlflow.pyfunc.log_model(
@@ -262,7 +282,7 @@ def log_bundle_model(
             data_path=str(staged),
             signature=signature,
             input_example=example,
-            pip_requirements=_requirements(),
+            pip_requirements=model_requirements(),
             model_id=model_id,
         )
 
@@ -306,20 +326,36 @@ def run_tags(bundle: ModelBundle, dataset: str) -> dict[str, str]:
     return tags
 
 
+@dataclass(frozen=True)
+class DatasetInput:
+    """The dataset input of a training run: name, digest (None: MLflow derives one) and the
+    lineage scalars its code source carries."""
+
+    name: str
+    digest: str | None
+    source_tags: dict[str, str]
+
+
+def dataset_input(bundle: ModelBundle, dataset: str) -> DatasetInput:
+    """The training run's dataset input: the content hash as digest, the lineage as tags."""
+    lineage = bundle.lineage
+    digest = str(lineage.get("content_hash") or lineage.get("hash") or "")[:36] or None
+    scalars = {k: redact_text(str(v)) for k, v in _flatten(lineage).items() if "packages" not in k}
+    return DatasetInput(dataset, digest, dict(list(scalars.items())[:40]))
+
+
 def _log_input(bundle: ModelBundle, dataset: str) -> None:
     import mlflow
     from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
 
-    lineage = bundle.lineage
-    digest = str(lineage.get("content_hash") or lineage.get("hash") or "")[:36] or None
-    scalars = {k: redact_text(str(v)) for k, v in _flatten(lineage).items() if "packages" not in k}
-    source = CodeDatasetSource(tags={k: v for k, v in list(scalars.items())[:40]})
-    meta = MetaDataset(source=source, name=dataset, digest=digest)  # type: ignore[abstract]
+    found = dataset_input(bundle, dataset)
+    source = CodeDatasetSource(tags=found.source_tags)
+    meta = MetaDataset(source=source, name=found.name, digest=found.digest)  # type: ignore[abstract]
     mlflow.log_input(meta, context="training")
 
 
-def _example_frame(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
+def example_frame(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
     """Numeric features as float64 (so the signature accepts ints and floats alike)."""
     from regressops.features import NumericFeature
 
@@ -332,12 +368,14 @@ def _example_frame(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _requirements() -> list[str]:
+def model_requirements() -> list[str]:
+    """The pip requirements of a logged model: our runtime packages, pinned as installed."""
     versions = package_versions()
     return [f"{n}=={versions[n]}" for n in PACKAGES if n in versions and n != "regressops"]
 
 
-def _params(bundle: ModelBundle, extra: Mapping[str, Any]) -> dict[str, str]:
+def run_params(bundle: ModelBundle, extra: Mapping[str, Any]) -> dict[str, str]:
+    """The run's (and its logged model's) parameters: the kind, the estimator's, ``extra``."""
     params = {"kind": bundle.kind, **{f"model.{k}": v for k, v in bundle.params.items()}}
     params.update(_flatten(dict(extra)))
     return {k: tag_value(v, 6000) for k, v in params.items() if v is not None}
@@ -352,6 +390,11 @@ def _flatten(doc: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+def run_metrics(record: RunRecord) -> dict[str, float]:
+    """The run's metrics as floats, without the non-finite ones."""
+    return {k: float(v) for k, v in record.metrics.items() if _finite(v)}
 
 
 def _finite(value: Any) -> bool:

@@ -8,6 +8,12 @@ under a parent run with the leaderboard when there are several) and, with ``regi
 registers the best and makes it ``@champion`` if its gates pass (a version that fails is
 registered and archived; the champion does not move).
 
+Runs go straight into a SQL tracking store without importing MLflow when
+:func:`~regressops.registry.store_writer.may_write_directly` allows it (decided before training,
+so MLflow is then not imported in the background either) and the store turns out to be MLflow
+3.17's; otherwise, or if the direct write declines, through MLflow
+(:func:`~regressops.registry.tracking.log_training_run`).
+
 If the tracking store cannot be reached the bundles are still written locally and the result
 says why nothing was logged (:attr:`Recorded.tracking_error`); the caller decides whether that
 is fatal (``--register``).
@@ -15,8 +21,6 @@ is fatal (``--register``).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import threading
 import warnings
@@ -216,8 +220,9 @@ def train_candidates(
     notify(training.TrainEvent("load"))
     td = load_training_data(data, settings=settings, key=split.key)
     record = record or RecordPlan()
-    if record.track or record.register:  # import MLflow while the models train
-        _Warm.start_for(record.tracking_uri or settings.resolved_tracking_uri)
+    store = record.tracking_uri or settings.resolved_tracking_uri
+    if (record.track or record.register) and not _direct(store, record, settings):
+        _Warm.start_for(store)  # import MLflow while the models train
     results = []
     for params in estimators:
         out: Path | None = None
@@ -261,6 +266,7 @@ def record_training(
     from sklearn.exceptions import ConvergenceWarning
 
     from regressops.training.crossval import cross_validate
+    from regressops.training.tracked_runs import log_runs, log_runs_directly
 
     settings = settings or get_settings()
     record = record or RecordPlan()
@@ -272,14 +278,18 @@ def record_training(
     name = first.bundle.name
     train_rows, test_rows = td.frame.iloc[split.train], td.frame.iloc[split.test]
     store = record.tracking_uri or settings.resolved_tracking_uri
-    client, error = _Warm.connect(store) if record.track or record.register else (None, None)
+    client, error = None, None
+    tracked = record.track or record.register
+    if tracked and not _direct(store, record, settings):
+        client, error = _Warm.connect(store)
+        tracked = client is not None
     champion = None
-    if client is not None:
+    if tracked:
         try:
             champion = _champion(name, store, settings)
         except RegistryError as exc:
             logger.info("training runs will not be logged: %s", exc.message)
-            client, error = None, exc.message
+            client, error, tracked = None, exc.message, False
 
     candidates = []
     for result in results:
@@ -311,12 +321,19 @@ def record_training(
         candidates.append(Candidate(result=result, gates=report, cv=folds))
     candidates.sort(key=lambda c: (not c.gates.passed, c.result.metrics["rmse"]))
     recorded = Recorded(name=name, candidates=candidates, tracking_error=error)
-    if client is None:
+    if not tracked:
         return recorded
     recorded.tracking_uri = store
     notify(training.TrainEvent("tracking"))
     try:
-        _log_runs(client, store, recorded, td.name, test_rows, settings)
+        if client is None and log_runs_directly(store, recorded, td.name, test_rows, settings):
+            return recorded
+        if client is None:  # the store cannot be written directly after all: MLflow
+            client, error = _connect(store)
+            if client is None:
+                recorded.tracking_uri, recorded.tracking_error = None, error
+                return recorded
+        log_runs(client, store, recorded, td.name, test_rows, settings)
     except RegistryError as exc:
         recorded.tracking_error = exc.message
         return recorded
@@ -376,72 +393,25 @@ def _connect(store: str) -> tuple[Any, str | None]:
         return None, exc.message
 
 
+def _direct(store: str, record: RecordPlan, settings: Settings) -> bool:
+    """Whether runs may be written without MLflow (decided before training, cheaply)."""
+    from regressops.registry.store_writer import may_write_directly
+
+    return may_write_directly(store, register=record.register, settings=settings)
+
+
 def _champion(name: str, store: str, settings: Settings) -> Any:
+    from regressops.registry.store_reader import alias_unset
     from regressops.training.promotion import load_registered
 
+    if alias_unset(store, name, "champion"):  # known without MLflow
+        return None
     try:
         return load_registered(f"models:/{name}@champion", settings=settings, tracking=store)
     except RegistryError as exc:
         if exc.reason in (Reason.NOT_FOUND, Reason.UNKNOWN_ALIAS):
             return None
         raise
-
-
-def _log_runs(
-    client: Any, store: str, recorded: Recorded, dataset: str, test_rows: Any, settings: Settings
-) -> None:
-    from regressops.registry.connection import mlflow_errors
-    from regressops.registry.tracking import RunRecord, ensure_experiment, log_training_run
-
-    parent = None
-    if len(recorded.candidates) > 1:
-        experiment_id = ensure_experiment(client, dataset, store, settings)
-        with mlflow_errors("creating the parent run"):
-            parent = client.create_run(
-                experiment_id, run_name=f"candidates {recorded.name}",
-                tags={"regressops.dataset": dataset, "regressops.candidates": "parent"},
-            ).info.run_id  # fmt: skip
-    for cand in recorded.candidates:
-        result = cand.result
-        m = result.metrics
-        metrics = {f"test_{k}": m[k] for k in ("r2", "rmse", "mse", "mae")}
-        metrics.update({f"train_{k}": v for k, v in m.get("train", {}).items() if k != "n"})
-        metrics.update(cand.cv)
-        metrics["gates_passed"] = float(cand.gates.passed)
-        split = result.bundle.lineage.get("split", {})
-        record = RunRecord(
-            bundle=result.bundle,
-            bundle_dir=result.path,
-            dataset=dataset,
-            metrics=metrics,
-            params={"split": split, "features": ",".join(result.bundle.spec.names)},
-            eval_frame=test_rows,
-            plots=list(result.plots),
-            gate_report=cand.gates.to_dict(),
-            tags={"regressops.gates": "passed" if cand.gates.passed else "failed"},
-            run_name=result.bundle.kind,
-        )
-        logged = log_training_run(
-            record,
-            uri=store,
-            experiment=dataset,
-            parent_run_id=parent,
-            client=client,
-            settings=settings,
-        )
-        cand.run_id, cand.model_uri, cand.model_id = (
-            logged.run_id,
-            logged.model_uri,
-            logged.model_id,
-        )
-    if parent is not None:
-        with mlflow_errors("closing the parent run"), contextlib.redirect_stdout(io.StringIO()):
-            client.log_dict(parent, [c.row() for c in recorded.candidates], "leaderboard.json")
-            best = recorded.best.result.metrics
-            client.log_metric(parent, "best_test_rmse", best["rmse"])
-            client.set_tag(parent, "regressops.best_kind", recorded.best.kind)
-            client.set_terminated(parent)
-    recorded.parent_run_id = parent
 
 
 def _register(
