@@ -51,14 +51,19 @@ class Part:
     ranges: tuple[tuple[int, int, int], ...]  # (segment index, start byte, stop byte)
 
 
-def can_fan_out(total_bytes: int, workers: int) -> bool:
-    """True when a log of ``total_bytes`` should be decoded by ``workers`` processes."""
+def can_fan_out(total_bytes: int, workers: int, *, threads: int | None = None) -> bool:
+    """True when a log of ``total_bytes`` should be decoded by ``workers`` processes.
+
+    ``threads``: the threads running in this process (default: counted); forking is refused
+    unless this is the only one, as a lock another thread holds would stay held in the child.
+    """
+    threads = threading.active_count() if threads is None else threads
     return (
         workers > 1
         and total_bytes >= MIN_BYTES
         and hasattr(os, "fork")
         and hasattr(os, "memfd_create")
-        and threading.active_count() == 1
+        and threads == 1
     )
 
 

@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -24,7 +25,12 @@ KINDS = {"a": "numeric", "b": "numeric", "colour": "categorical"}
 
 @pytest.fixture(autouse=True)
 def _small_logs_fan_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fan out whatever the log's size, and although the test worker runs other threads (its
+    own I/O thread, servers of earlier tests): the children here touch no lock they could
+    hold, and a process that forks with threads running is what the rule guards, tested apart.
+    """
     monkeypatch.setattr(log_fanout, "MIN_BYTES", 0)
+    monkeypatch.setattr(log_fanout, "threading", SimpleNamespace(active_count=lambda: 1))
 
 
 def _lines(rng: np.random.Generator, requests: int, version: str = "1") -> list[bytes]:
@@ -146,7 +152,8 @@ def test_children_are_reaped_even_when_reading_stops_early(
             os.waitpid(pid, os.WNOHANG)
 
 
-def test_no_fan_out_while_another_thread_runs() -> None:
+def test_no_fan_out_while_another_thread_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(log_fanout, "threading", threading)  # the real count
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
     thread.start()
@@ -155,8 +162,24 @@ def test_no_fan_out_while_another_thread_runs() -> None:
     finally:
         stop.set()
         thread.join()
-    assert log_fanout.can_fan_out(1 << 30, 2)
-    assert not log_fanout.can_fan_out(1 << 30, 1)
+    assert log_fanout.can_fan_out(1 << 30, 2, threads=1)
+    assert not log_fanout.can_fan_out(1 << 30, 2, threads=2)
+    assert not log_fanout.can_fan_out(1 << 30, 1, threads=1)
+
+
+def test_the_children_really_decode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent decodes only the first part: the others come from the children's files."""
+    path = _write_segments(tmp_path, _lines(np.random.default_rng(5), 60), 2)
+    decoded_here = []
+    real = log_fanout._here
+
+    def here(segments: list[Path], part: log_fanout.Part, read_range: object) -> object:
+        decoded_here.append(part)
+        return real(segments, part, read_range)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(log_fanout, "_here", here)
+    _same_window(path, 3)
+    assert len(decoded_here) == 1 and decoded_here[0].ranges[0][1] == 0
 
 
 @settings(max_examples=60, deadline=None)
