@@ -277,6 +277,25 @@ def test_script_train_json_and_errors(script_env: dict[str, str], tmp_path: Path
         assert failed.stdout == ""
 
 
+def test_debug_shows_why_a_run_went_through_mlflow(
+    script_env: dict[str, str], tmp_path: Path
+) -> None:
+    args = ["train", "--dataset", "diabetes", "--no-plots", "--cv", "0", "--register"]
+    quiet = run_script(*args, cwd=tmp_path, env=script_env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "DEBUG" not in quiet.stderr
+    loud = run_script("--debug", *args, cwd=tmp_path, env=script_env)
+    assert loud.returncode == 0, loud.stderr
+    assert (
+        "DEBUG regressops.training.candidates: runs will be logged through MLflow: --register"
+        in loud.stderr
+    )
+    direct = run_script(*args[:-1], cwd=tmp_path, env={**script_env, "REGRESSOPS_DEBUG": "1"})
+    assert direct.returncode == 0, direct.stderr
+    assert "through MLflow" not in direct.stderr
+    assert "without MLflow" in direct.stderr  # the direct writer's own debug line
+
+
 def test_help_is_fast_and_light(script_env: dict[str, str], tmp_path: Path) -> None:
     done = run_script("--help", cwd=tmp_path, env=script_env)
     assert done.returncode == 0

@@ -55,7 +55,11 @@ def _version(value: bool) -> None:
 def _root(
     ctx: typer.Context,
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks of errors (also REGRESSOPS_DEBUG=1).")
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show tracebacks of errors and debug log lines (also REGRESSOPS_DEBUG=1).",
+        ),
     ] = False,
     version: Annotated[
         bool,
@@ -94,8 +98,28 @@ def command_names() -> set[str]:
 
 
 def main() -> None:
-    """Console-script entry point (``regressops``)."""
+    """Console-script entry point (``regressops``).
+
+    With ``--debug`` (or ``REGRESSOPS_DEBUG=1``) regressops' debug log lines go to stderr too
+    (why a run was logged through MLflow, how a log was decoded, ...); set up here, by the
+    program, not when the CLI is called in-process.
+    """
+    import sys
+
+    if "--debug" in sys.argv[1:] or os.environ.get(DEBUG_ENV, "") not in ("", "0", "false"):
+        debug_logging()
     app()
+
+
+def debug_logging() -> None:
+    """Send regressops' log lines from DEBUG up to stderr as ``LEVEL logger: message``."""
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    log = logging.getLogger("regressops")
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
 
 
 if __name__ == "__main__":

@@ -280,7 +280,7 @@ def record_training(
     store = record.tracking_uri or settings.resolved_tracking_uri
     client, error = None, None
     tracked = record.track or record.register
-    if tracked and not _direct(store, record, settings):
+    if tracked and not _direct(store, record, settings, explain=True):
         client, error = _Warm.connect(store)
         tracked = client is not None
     champion = None
@@ -393,11 +393,30 @@ def _connect(store: str) -> tuple[Any, str | None]:
         return None, exc.message
 
 
-def _direct(store: str, record: RecordPlan, settings: Settings) -> bool:
-    """Whether runs may be written without MLflow (decided before training, cheaply)."""
+def _direct(store: str, record: RecordPlan, settings: Settings, *, explain: bool = False) -> bool:
+    """Whether runs may be written without MLflow (decided before training, cheaply); with
+    ``explain``, a debug line says why not."""
     from regressops.registry.store_writer import may_write_directly
 
-    return may_write_directly(store, register=record.register, settings=settings)
+    direct = may_write_directly(store, register=record.register, settings=settings)
+    if explain and not direct:
+        logger.debug("runs will be logged through MLflow: %s", _why_mlflow(store, record, settings))
+    return direct
+
+
+def _why_mlflow(store: str, record: RecordPlan, settings: Settings) -> str:
+    """The first reason :func:`_direct` said no (for the debug line)."""
+    from regressops.registry.store_reader import is_sql_store, sqlite_missing
+
+    if record.register:
+        return "--register asks for registration, which needs MLflow"
+    if not settings.train.direct_tracking:
+        return "train.direct_tracking is off"
+    if not is_sql_store(store):
+        return "the tracking store is not a SQL database"
+    if sqlite_missing(store):
+        return "no store yet (MLflow creates it)"
+    return "an MLflow setting changes what log_model writes"
 
 
 def _champion(name: str, store: str, settings: Settings) -> Any:
