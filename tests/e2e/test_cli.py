@@ -281,9 +281,6 @@ def test_debug_shows_why_a_run_went_through_mlflow(
     script_env: dict[str, str], tmp_path: Path
 ) -> None:
     args = ["train", "--dataset", "diabetes", "--no-plots", "--cv", "0", "--register"]
-    quiet = run_script(*args, cwd=tmp_path, env=script_env)
-    assert quiet.returncode == 0, quiet.stderr
-    assert "DEBUG" not in quiet.stderr
     loud = run_script("--debug", *args, cwd=tmp_path, env=script_env)
     assert loud.returncode == 0, loud.stderr
     assert (
@@ -294,6 +291,9 @@ def test_debug_shows_why_a_run_went_through_mlflow(
     assert direct.returncode == 0, direct.stderr
     assert "through MLflow" not in direct.stderr
     assert "without MLflow" in direct.stderr  # the direct writer's own debug line
+    quiet = run_script(*args[:-1], cwd=tmp_path, env=script_env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "DEBUG" not in quiet.stderr and "INFO" not in quiet.stderr
 
 
 def test_help_is_fast_and_light(script_env: dict[str, str], tmp_path: Path) -> None:
