@@ -25,12 +25,16 @@ REGRESSOPS = Path(sys.executable).parent / "regressops"
 SHIFTED = ("bmi", "s5")
 
 
-def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, home: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGRESSOPS_")}
     env |= {
         "REGRESSOPS_HOME": str(home),
         "REGRESSOPS_CONFIG": "none",
         "COLUMNS": "200",
+        **extra,
     }
     return subprocess.run(
         [str(REGRESSOPS), *args], env=env, capture_output=True, text=True, timeout=300, check=False
@@ -192,3 +196,35 @@ def test_bad_options_are_one_line_and_exit_2(args: list[str], message: str, tmp_
     assert result.exit_code == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_large_log_is_decoded_by_two_processes_to_the_same_report(
+    trained: Path, tmp_path: Path
+) -> None:
+    """Above 64 MB the CLI decodes the log in two processes; drift.json is the same as one's."""
+    from helpers.monitoring import log_rows
+    from regressops.models.bundle import load_bundle
+    from regressops.monitoring.log_fanout import MIN_BYTES
+
+    bundle = load_bundle(trained)
+    data = diabetes_rows()
+    rng = np.random.default_rng(11)
+    log = tmp_path / "predictions.jsonl"
+    while not log.exists() or log.stat().st_size < MIN_BYTES + (4 << 20):
+        rows = data[rng.integers(0, len(data), 40_000)]
+        rows[:, 2] += 0.3 * data[:, 2].std()  # bmi shifted
+        log_rows(log, bundle, rows, request_rows=2_000)
+    home = tmp_path / "home"
+    base = ["monitor", "--model", str(trained), "--prediction-log", str(log), "--json"]
+    two = cli("--debug", *base, "-o", str(tmp_path / "two"), home=home)
+    assert two.returncode == 0, two.stderr
+    assert "a log-decoding process peaked at" in two.stderr  # a child decoded half of it
+    one = cli(
+        *base, "-o", str(tmp_path / "one"), home=home, env={"REGRESSOPS_MONITOR__WORKERS": "1"}
+    )
+    assert one.returncode == 0, one.stderr
+    docs = [json.loads((tmp_path / d / "drift.json").read_text()) for d in ("one", "two")]
+    for doc in docs:
+        doc.pop("generated_at", None)
+    assert docs[0] == docs[1]
+    assert docs[0]["drifted_features"] == ["bmi"]
