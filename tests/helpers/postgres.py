@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -16,13 +17,10 @@ PG_URL = os.environ.get(
 )
 
 
-@contextmanager
-def temporary_schema(prefix: str = "regressops_test") -> Iterator[str]:
-    """A new schema, dropped afterwards; skip (fail under CI) when PostgreSQL is not reachable."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
+def _require(engine: Any) -> None:
+    """Skip (fail under CI) when the server behind ``engine`` is not reachable."""
+    from sqlalchemy import text
 
-    engine = create_engine(PG_URL, poolclass=NullPool, connect_args={"connect_timeout": 3})
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -31,6 +29,16 @@ def temporary_schema(prefix: str = "regressops_test") -> Iterator[str]:
         if in_ci():
             pytest.fail(f"{message} (CI=true: the PostgreSQL tests must run)")
         pytest.skip(message)
+
+
+@contextmanager
+def temporary_schema(prefix: str = "regressops_test") -> Iterator[str]:
+    """A new schema, dropped afterwards; skip (fail under CI) when PostgreSQL is not reachable."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(PG_URL, poolclass=NullPool, connect_args={"connect_timeout": 3})
+    _require(engine)
     schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with engine.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
@@ -55,14 +63,7 @@ def temporary_database(prefix: str = "regressops_test") -> Iterator[str]:
         connect_args={"connect_timeout": 3},
         isolation_level="AUTOCOMMIT",
     )
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        message = f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}"
-        if in_ci():
-            pytest.fail(f"{message} (CI=true: the PostgreSQL tests must run)")
-        pytest.skip(message)
+    _require(engine)
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with engine.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
