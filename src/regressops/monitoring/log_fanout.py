@@ -6,8 +6,8 @@ order) into ``workers`` parts at line boundaries, forks one process per part aft
 and yields the first part's lines decoded here while the others decode theirs. Each child
 writes its lines to an anonymous in-memory file (``memfd``) as records: the line without its
 numeric arrays (orjson) followed by the arrays' float64 bytes, 8-byte aligned. This process
-then maps that file and yields those lines in order, their arrays being views of the mapping
-(no copy, no pickle: nothing but numbers and orjson text crosses).
+then maps that file and yields those lines in order, copying the arrays out and freeing the
+file's pages behind them (no pickle: nothing but numbers and orjson text crosses).
 
 The reading rules stay those of the single-process reader: a torn line is skipped with a
 warning naming its line number, a line that is not an object is a :class:`DataError` naming
@@ -269,7 +269,7 @@ def _collect(
             seg = int(doc["seg"])
             start = next(b for s, b, _ in part.ranges if s == seg)
             number = _line_number(segments[seg], start) + int(doc["line"])
-            report_line(segments[seg], "torn" if kind == b"W" else "bad", number)
+            report_line(segments[seg], "torn" if kind == b"W" else "not_object", number)
         elif kind == b"C":
             raise ConfigError(str(doc["message"]), reason=str(doc["reason"]))
     if not finished:
@@ -291,10 +291,7 @@ def _records(fd: int, size: int) -> Iterator[tuple[bytes, dict[str, Any]]]:
     pos = freed = 0
     try:
         while pos + _HEAD.size <= size:
-            if pos - freed >= RELEASE_BYTES and hasattr(mmap, "MADV_REMOVE"):
-                upto = pos - pos % mmap.PAGESIZE
-                mapped.madvise(mmap.MADV_REMOVE, freed, upto - freed)
-                freed = upto
+            freed = release_behind(mapped, freed, pos, mmap.MADV_REMOVE)
             kind, length = _HEAD.unpack_from(view, pos)
             pos += _HEAD.size
             doc = orjson.loads(view[pos : pos + length])
@@ -311,6 +308,17 @@ def _records(fd: int, size: int) -> Iterator[tuple[bytes, dict[str, Any]]]:
     finally:
         view.release()
         mapped.close()
+
+
+def release_behind(mapped: mmap.mmap, released: int, pos: int, advice: int) -> int:
+    """Free the pages of ``mapped`` read since ``released`` once :data:`RELEASE_BYTES` of them
+    are behind ``pos`` (``MADV_DONTNEED`` for a file, ``MADV_REMOVE`` for a memfd); the new
+    mark."""
+    if pos - released < RELEASE_BYTES:
+        return released
+    upto = pos - pos % mmap.PAGESIZE
+    mapped.madvise(advice, released, upto - released)
+    return upto
 
 
 def _reap(pid: int, *, kill: bool) -> bool:

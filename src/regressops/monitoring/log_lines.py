@@ -31,10 +31,10 @@ import orjson
 
 from regressops.errors import ConfigError
 from regressops.monitoring.log_fanout import (
-    RELEASE_BYTES,
     can_fan_out,
     fan_out,
     plan_parts,
+    release_behind,
     report_line,
 )
 from regressops.serving.log.reader import recover_line
@@ -204,10 +204,7 @@ def _mapped_lines(
     pos, size = span
     number, released = 0, pos - pos % mmap.PAGESIZE
     while pos < size:
-        if pos - released >= RELEASE_BYTES:  # decoded pages leave this process's memory
-            upto = pos - pos % mmap.PAGESIZE
-            mapped.madvise(mmap.MADV_DONTNEED, released, upto - released)
-            released = upto
+        released = release_behind(mapped, released, pos, mmap.MADV_DONTNEED)  # decoded pages
         end = mapped.find(b"\n", pos, size)
         complete = end >= 0
         stop = end if complete else size
