@@ -18,8 +18,6 @@ import os
 import re
 import shutil
 import tempfile
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +31,12 @@ from regressops.registry.cards import CARD_TAG, card_context
 from regressops.registry.connection import connect, mlflow_errors, tracking_uri
 from regressops.registry.lifecycle import alias_version, get_version
 from regressops.registry.pyfunc import BUNDLE_SUBPATH
-from regressops.registry.store_reader import AliasTarget, read_alias, read_version
+from regressops.registry.store_reader import (
+    AliasTarget,
+    file_uri_path,
+    read_alias,
+    read_version,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -257,10 +260,10 @@ def alias_fingerprint(uri: str) -> str | None:
 def _copy_local(found: AliasTarget, target: Path, store: str) -> bool:
     """Cache a version whose files are on this machine (a ``file:`` storage location) by
     copying its bundle, as :func:`_download` would; False when it cannot (use MLflow)."""
-    location = urllib.parse.urlparse(found.storage_location or "")
-    if location.scheme != "file" or location.netloc or location.query or location.fragment:
+    location = file_uri_path(found.storage_location)
+    if location is None:
         return False
-    source = Path(urllib.request.url2pathname(location.path)) / BUNDLE_SUBPATH
+    source = location / BUNDLE_SUBPATH
     if not (source / "model.json").is_file():
         return False
 

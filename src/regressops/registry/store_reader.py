@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import logging
 import os
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from regressops.redact import redact_text
@@ -114,6 +117,15 @@ def sqlite_missing(uri: str) -> bool:
     )
 
 
+def file_uri_path(uri: str | None) -> Path | None:
+    """The local path of a plain ``file:`` URI (an artefact root, a version's storage
+    location); None for any other kind, or one with a host, query or fragment."""
+    parts = urllib.parse.urlparse(uri or "")
+    if parts.scheme != "file" or parts.netloc or parts.query or parts.params or parts.fragment:
+        return None
+    return Path(urllib.request.url2pathname(parts.path))
+
+
 def alias_unset(uri: str, name: str, alias: str) -> bool:
     """True when the SQL store at ``uri`` surely has no alias ``alias`` on model ``name``.
 
@@ -150,8 +162,7 @@ def alias_unset(uri: str, name: str, alias: str) -> bool:
 def _read_sql(uri: str, name: str, alias: str | None, version: str | None) -> AliasTarget | None:
     import sqlalchemy as sa
 
-    url = sa.make_url(uri)
-    if url.get_backend_name() == "sqlite" and not (url.database and os.path.isfile(url.database)):
+    if sqlite_missing(uri):
         return None  # connecting would create an empty database file
     if alias is not None:
         query = sa.text(
@@ -174,7 +185,7 @@ def _read_sql(uri: str, name: str, alias: str | None, version: str | None) -> Al
         )
         params = {"name": name, "version": int(str(version)), "workspace": "default"}
     params["card_key"] = CARD_TAG  # the version's model card, read with it (it may have none)
-    engine = sa.create_engine(uri, poolclass=sa.pool.NullPool)
+    engine = store_engine(uri)
     try:
         with engine.connect() as conn:
             rows = conn.execute(query, params).fetchall()

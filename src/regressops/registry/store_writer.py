@@ -40,8 +40,6 @@ import logging
 import os
 import shutil
 import tempfile
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +50,7 @@ from regressops.registry.mlmodel_files import NotDirect
 from regressops.registry.run_writer import Experiment, RunWriter, now, table
 from regressops.registry.store_reader import (
     SCHEMA_REVISION,
+    file_uri_path,
     is_sql_store,
     sqlite_missing,
     store_engine,
@@ -218,11 +217,8 @@ def _create_experiment(engine: sa.Engine, name: str, location: str) -> Any:
 
 def _local_root(location: str) -> Path | None:
     """The local folder of a ``file:`` artefact URI (None for any other kind)."""
-    parts = urllib.parse.urlparse(location)
-    if parts.scheme != "file" or parts.netloc or parts.query or parts.params or parts.fragment:
-        return None
-    root = Path(urllib.request.url2pathname(parts.path))
-    return root if root.is_absolute() and root.is_dir() else None
+    root = file_uri_path(location)
+    return root if root is not None and root.is_absolute() and root.is_dir() else None
 
 
 def _session_settings(conn: sa.Connection) -> None:
