@@ -62,7 +62,14 @@ if TYPE_CHECKING:
 
     from regressops.config import Settings
 
-__all__ = ["SCHEMA_REVISION", "NotDirect", "RunWriter", "direct_store", "may_write_directly"]
+__all__ = [
+    "SCHEMA_REVISION",
+    "NotDirect",
+    "RunWriter",
+    "direct_store",
+    "may_write_directly",
+    "why_mlflow",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -81,15 +88,27 @@ def may_write_directly(uri: str, *, register: bool, settings: Settings) -> bool:
 
     True for a SQL store (an existing file for SQLite) when ``train.direct_tracking`` is on,
     nothing is registered (registering needs MLflow anyway) and no MLflow setting changes what
-    ``log_model`` writes; :func:`direct_store` checks the rest.
+    ``log_model`` writes; :func:`direct_store` checks the rest. :func:`why_mlflow` says why not.
     """
-    if register or not settings.train.direct_tracking or not is_sql_store(uri):
-        return False
-    if sqlite_missing(uri):  # a fresh home: MLflow creates the store
-        return False
-    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):  # MLflow adds it to every MLmodel
-        return False
-    return not any(os.environ.get(k, "").lower() in ("true", "1") for k in _MLFLOW_ONLY_ENV)
+    return why_mlflow(uri, register=register, settings=settings) is None
+
+
+def why_mlflow(uri: str, *, register: bool, settings: Settings) -> str | None:
+    """Why runs to ``uri`` must be logged through MLflow (None: they may be written directly)."""
+    if register:
+        return "--register asks for registration, which needs MLflow"
+    if not settings.train.direct_tracking:
+        return "train.direct_tracking is off"
+    if not is_sql_store(uri):
+        return "the tracking store is not a SQL database"
+    if sqlite_missing(uri):
+        return "no store yet (MLflow creates it)"
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        return "a Databricks runtime (MLflow adds its version to every MLmodel)"
+    for name in _MLFLOW_ONLY_ENV:
+        if os.environ.get(name, "").lower() in ("true", "1"):
+            return f"{name} changes what log_model writes"
+    return None
 
 
 @contextlib.contextmanager

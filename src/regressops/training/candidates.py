@@ -396,27 +396,12 @@ def _connect(store: str) -> tuple[Any, str | None]:
 def _direct(store: str, record: RecordPlan, settings: Settings, *, explain: bool = False) -> bool:
     """Whether runs may be written without MLflow (decided before training, cheaply); with
     ``explain``, a debug line says why not."""
-    from regressops.registry.store_writer import may_write_directly
+    from regressops.registry.store_writer import why_mlflow
 
-    direct = may_write_directly(store, register=record.register, settings=settings)
-    if explain and not direct:
-        logger.debug("runs will be logged through MLflow: %s", _why_mlflow(store, record, settings))
-    return direct
-
-
-def _why_mlflow(store: str, record: RecordPlan, settings: Settings) -> str:
-    """The first reason :func:`_direct` said no (for the debug line)."""
-    from regressops.registry.store_reader import is_sql_store, sqlite_missing
-
-    if record.register:
-        return "--register asks for registration, which needs MLflow"
-    if not settings.train.direct_tracking:
-        return "train.direct_tracking is off"
-    if not is_sql_store(store):
-        return "the tracking store is not a SQL database"
-    if sqlite_missing(store):
-        return "no store yet (MLflow creates it)"
-    return "an MLflow setting changes what log_model writes"
+    why = why_mlflow(store, register=record.register, settings=settings)
+    if explain and why is not None:
+        logger.debug("runs will be logged through MLflow: %s", why)
+    return why is None
 
 
 def _champion(name: str, store: str, settings: Settings) -> Any:
